@@ -1,0 +1,76 @@
+import { CorruptEntryError } from '../errors.js'
+
+/**
+ * The invalidation message on the bus. Compact binary, versioned so that a fleet in the middle of a
+ * rolling upgrade can tell messages it does not understand (and drop them, counting them in stats).
+ *
+ *   u8   WIRE_VERSION
+ *   u8   kind (1 = keys written or deleted, 2 = tags invalidated, 3 = namespaces cleared)
+ *   8 B  origin node id (a node ignores its own messages)
+ *   u32  item count, then per item: u16 length, UTF-8 name, f64 number
+ *        keys: name = key relative to the root namespace, number = the version L2 gave the write
+ *        tags / namespaces: name = stamp key ('t:<tag>' or 'n:<path>'), number = its new generation
+ */
+export const WIRE_VERSION = 1
+export const NODE_ID_BYTES = 8
+
+export const MessageKind = { Keys: 1, Stamps: 2 } as const
+export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind]
+
+export interface InvalidationMessage {
+  kind: MessageKind
+  origin: Buffer
+  names: readonly string[]
+  /** One per name: a version (keys) or a generation (stamps). */
+  numbers: readonly number[]
+}
+
+export function encodeMessage(message: InvalidationMessage): Buffer {
+  let size = 2 + NODE_ID_BYTES + 4
+  for (const name of message.names) size += 2 + Buffer.byteLength(name) + 8
+  const out = Buffer.allocUnsafe(size)
+  out[0] = WIRE_VERSION
+  out[1] = message.kind
+  message.origin.copy(out, 2, 0, NODE_ID_BYTES)
+  let at = out.writeUInt32BE(message.names.length, 2 + NODE_ID_BYTES)
+  for (let i = 0; i < message.names.length; i++) {
+    const name = message.names[i]!
+    const len = Buffer.byteLength(name)
+    at = out.writeUInt16BE(len, at)
+    at += out.write(name, at)
+    at = out.writeDoubleBE(message.numbers[i]!, at)
+  }
+  return out
+}
+
+export function decodeMessage(bytes: Uint8Array): InvalidationMessage {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (buf.length < 2 || buf[0] !== WIRE_VERSION) {
+    throw new CorruptEntryError(
+      `Bus message has wire version ${buf[0]}; this node understands ${WIRE_VERSION}`,
+    )
+  }
+  try {
+    const kind = buf[1] as MessageKind
+    if (kind !== MessageKind.Keys && kind !== MessageKind.Stamps)
+      throw new RangeError(`unknown message kind ${kind}`)
+    const origin = buf.subarray(2, 2 + NODE_ID_BYTES)
+    let at = 2 + NODE_ID_BYTES
+    const count = buf.readUInt32BE(at)
+    at += 4
+    const names: string[] = []
+    const numbers: number[] = []
+    for (let i = 0; i < count; i++) {
+      const len = buf.readUInt16BE(at)
+      at += 2
+      if (at + len + 8 > buf.length) throw new RangeError('item runs past the end')
+      names.push(buf.toString('utf8', at, at + len))
+      at += len
+      numbers.push(buf.readDoubleBE(at))
+      at += 8
+    }
+    return { kind, origin, names, numbers }
+  } catch (err) {
+    throw new CorruptEntryError('Bus message is truncated or corrupt', { cause: err })
+  }
+}

@@ -1,0 +1,102 @@
+import { CorruptEntryError } from '../errors.js'
+
+/**
+ * The L2 representation of one cache entry: what every node needs to judge it (freshness, grace, the
+ * stamp generations it was written under) followed by the encoded value. The version travels beside it
+ * (the store keeps it where its scripts can compare it).
+ *
+ *   u8  ENVELOPE_FORMAT
+ *   f64 writtenAt    epoch ms when the value was written (refresh-ahead measures from it)
+ *   u32 loadMs       how long the loader took to produce it (0 for set); early refresh scales with it
+ *   f64 freshUntil   epoch ms; after it the entry is stale
+ *   f64 staleUntil   epoch ms; until then a stale entry may be served within grace
+ *   u16 namespace path length, then UTF-8 ('' for the root namespace)
+ *   u16 stamp count, then per stamp: u16 length, UTF-8 stamp key ('n:<path>' or 't:<tag>'), f64 generation
+ *   ... the value, as produced by serialization/codec.ts
+ */
+const ENVELOPE_FORMAT = 1
+const FIXED_BYTES = 1 + 8 + 4 + 8 + 8 + 2 // up to and including the namespace length
+
+export interface EnvelopeHeader {
+  writtenAt: number
+  loadMs: number
+  freshUntil: number
+  staleUntil: number
+  namespacePath: string
+  stampKeys: readonly string[]
+  stampGens: readonly number[]
+}
+
+export interface DecodedEnvelope extends EnvelopeHeader {
+  /** The codec bytes of the value (a view into the envelope, not a copy). */
+  payload: Uint8Array
+}
+
+export function encodeEnvelope(header: EnvelopeHeader, payload: Uint8Array): Buffer {
+  const nsBytes = Buffer.byteLength(header.namespacePath)
+  let size = FIXED_BYTES + nsBytes + 2 + payload.length
+  for (const key of header.stampKeys) size += 2 + Buffer.byteLength(key) + 8
+  const out = Buffer.allocUnsafe(size)
+  let at = out.writeUInt8(ENVELOPE_FORMAT, 0)
+  at = out.writeDoubleBE(header.writtenAt, at)
+  at = out.writeUInt32BE(Math.min(0xffffffff, Math.max(0, Math.round(header.loadMs))), at)
+  at = out.writeDoubleBE(header.freshUntil, at)
+  at = out.writeDoubleBE(header.staleUntil, at)
+  at = out.writeUInt16BE(nsBytes, at)
+  at += out.write(header.namespacePath, at)
+  at = out.writeUInt16BE(header.stampKeys.length, at)
+  for (let i = 0; i < header.stampKeys.length; i++) {
+    const key = header.stampKeys[i]!
+    at = out.writeUInt16BE(Buffer.byteLength(key), at)
+    at += out.write(key, at)
+    at = out.writeDoubleBE(header.stampGens[i]!, at)
+  }
+  out.set(payload, at)
+  return out
+}
+
+export function decodeEnvelope(bytes: Uint8Array): DecodedEnvelope {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  try {
+    if (buf.readUInt8(0) !== ENVELOPE_FORMAT) {
+      throw new CorruptEntryError(
+        `Unknown entry envelope format ${buf.readUInt8(0)} (expected ${ENVELOPE_FORMAT})`,
+      )
+    }
+    const writtenAt = buf.readDoubleBE(1)
+    const loadMs = buf.readUInt32BE(9)
+    const freshUntil = buf.readDoubleBE(13)
+    const staleUntil = buf.readDoubleBE(21)
+    const nsLen = buf.readUInt16BE(29)
+    let at = FIXED_BYTES
+    const namespacePath = buf.toString('utf8', at, at + nsLen)
+    at += nsLen
+    const count = buf.readUInt16BE(at)
+    at += 2
+    const stampKeys: string[] = new Array(count)
+    const stampGens: number[] = new Array(count)
+    for (let i = 0; i < count; i++) {
+      const len = buf.readUInt16BE(at)
+      at += 2
+      if (at + len + 8 > buf.length) throw new RangeError('stamp runs past the end')
+      stampKeys[i] = buf.toString('utf8', at, at + len)
+      at += len
+      stampGens[i] = buf.readDoubleBE(at)
+      at += 8
+    }
+    if (at > buf.length) throw new RangeError('header runs past the end')
+    return {
+      writtenAt,
+      loadMs,
+      freshUntil,
+      staleUntil,
+      namespacePath,
+      stampKeys,
+      stampGens,
+      payload: buf.subarray(at),
+    }
+  } catch (err) {
+    if (err instanceof CorruptEntryError) throw err
+    throw new CorruptEntryError('Entry read from L2 is truncated or corrupt', { cause: err })
+  }
+}

@@ -1,0 +1,340 @@
+import type { BusStatus, BusSubscription } from './bus/bus.js'
+import { decodeMessage, encodeMessage, type InvalidationMessage, MessageKind } from './bus/wire.js'
+import { Coherence } from './coherence/coherence.js'
+import { PendingWrites } from './coherence/pending-writes.js'
+import { LocalTier } from './local/local-tier.js'
+import type { ResolvedOptions } from './options.js'
+import { CircuitBreaker } from './remote/circuit-breaker.js'
+import { RemoteTier } from './remote/remote-tier.js'
+import { SingleFlight } from './stampede/single-flight.js'
+import { busChannel, circuitChannel } from './stats/events.js'
+import { StatsCounters } from './stats/stats.js'
+
+/** What a namespace knows about itself: its path and the stamps that apply to its entries. */
+export interface NamespaceState {
+  /** '' for the root, 'users' or 'users:admins' for children. */
+  readonly path: string
+  /** Prefix of its keys relative to the root: '' or 'users:'. */
+  readonly prefix: string
+  /** 'n:<path>' for the root, each ancestor and itself: a clear() of any of them invalidates its entries. */
+  readonly stampKeys: readonly string[]
+}
+
+/** One L1 slot's content. `value` is the cache's own copy; callers always get a clone of it. */
+export interface L1Entry {
+  value: unknown
+  version: number
+  writtenAt: number
+  /** How long the loader took to produce the value (0 for set). */
+  loadMs: number
+  freshUntil: number
+  staleUntil: number
+  ns: NamespaceState
+  /** The stamps that judge this entry (namespace chain, then tags) and the generations it was written under. */
+  stampKeys: readonly string[]
+  stampGens: readonly number[]
+}
+
+const STAMP_TTL_MARGIN_MS = 60_000 // stamps outlive the entries they judge by at least this much
+export const FOREVER_MS = 365 * 86_400_000 // what "no expiry" means for an L2 key or stamp
+const RETRY_INTERVAL_MS = 1_000 // how often pending writes are retried while L2 or the bus is down
+const MAINTENANCE_INTERVAL_MS = 10_000 // how often stale stamps and loader-failure marks are forgotten
+
+/**
+ * State shared by a cache and all its namespaces: the tiers, the bus subscription, the coherence state
+ * (coherence/coherence.ts explains the protocol) and the counters.
+ */
+export class CacheCore {
+  readonly options: ResolvedOptions
+  readonly l1: LocalTier<L1Entry> | undefined
+  readonly remote: RemoteTier | undefined
+  readonly busBreaker: CircuitBreaker | undefined
+  readonly coherence: Coherence
+  readonly counters = new StatsCounters()
+  readonly flights = new SingleFlight<L1Entry | undefined>()
+  readonly namespaces = new Map<string, NamespaceState>()
+  readonly pending: PendingWrites
+  /** How long an L1 entry (and so a stamp learned from the bus or L2) can live in this node. */
+  readonly trustWindowMs: number
+  /** True when get() with the configured loader may refresh early (refreshAhead or earlyRefresh). */
+  readonly refreshesOnRead: boolean
+  /** When each key's loader last failed (for failSafeThrottle). */
+  readonly loaderFailures = new Map<string, number>()
+  busConnected = false
+  closed = false
+  private readonly channel: string
+  private readonly keyWaiters = new Map<string, Set<() => void>>()
+  private subscription: BusSubscription | undefined
+  private readonly ready: Promise<void>
+  private readonly maintenanceTimer: NodeJS.Timeout
+  private longestLifetimeMs: number
+
+  constructor(options: ResolvedOptions) {
+    this.options = options
+    const { l1, clock } = options
+    this.l1 =
+      l1 === false
+        ? undefined
+        : new LocalTier<L1Entry>({
+            maxEntries: l1.maxEntries,
+            maxBytes: l1.maxBytes,
+            policy: l1.policy,
+            clock,
+            sweepIntervalMs: l1.sweepInterval,
+          })
+    this.remote = options.l2 ? new RemoteTier(options.l2, options.l2Timeout, this.breaker('l2')) : undefined
+    this.busBreaker = options.bus ? this.breaker('bus') : undefined
+    this.coherence = new Coherence(clock, options.bus !== undefined)
+    this.pending = new PendingWrites((message) => this.publish(message), RETRY_INTERVAL_MS)
+    this.channel = `coherent:${options.namespace}`
+    this.trustWindowMs = l1 === false ? Math.min(options.ttl, 60_000) : l1.ttl
+    this.longestLifetimeMs = options.ttl + options.grace
+    this.refreshesOnRead =
+      options.loader !== undefined && (options.refreshAhead > 0 || options.earlyRefreshBeta > 0)
+    this.namespaces.set('', { path: '', prefix: '', stampKeys: ['n:'] })
+    this.ready = this.subscribe()
+    this.ready.catch(() => {})
+    this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_INTERVAL_MS)
+    this.maintenanceTimer.unref()
+  }
+
+  private breaker(target: 'l2' | 'bus'): CircuitBreaker | undefined {
+    const { circuitBreaker, clock, namespace } = this.options
+    if (circuitBreaker === false) return undefined
+    return new CircuitBreaker(`${target} of cache '${namespace}'`, circuitBreaker, clock, (state) => {
+      if (circuitChannel.hasSubscribers) circuitChannel.publish({ namespace, target, state })
+    })
+  }
+
+  // ---- keys in L2 -------------------------------------------------------------------------------
+
+  l2Key(rel: string): string {
+    return `${this.options.namespace}:${rel}`
+  }
+
+  l2StampKey(stampKey: string): string {
+    return `${this.options.namespace}#${stampKey}`
+  }
+
+  l2LeaseKey(rel: string): string {
+    return `${this.options.namespace}#lease:${rel}`
+  }
+
+  namespaceState(path: string): NamespaceState {
+    let ns = this.namespaces.get(path)
+    if (ns === undefined) {
+      const parts = path.split(':')
+      const stampKeys = ['n:']
+      for (let i = 1; i <= parts.length; i++) stampKeys.push(`n:${parts.slice(0, i).join(':')}`)
+      ns = { path, prefix: `${path}:`, stampKeys }
+      this.namespaces.set(path, ns)
+    }
+    return ns
+  }
+
+  // ---- lifetimes --------------------------------------------------------------------------------
+
+  noteLifetime(lifetimeMs: number): void {
+    if (lifetimeMs > this.longestLifetimeMs) this.longestLifetimeMs = lifetimeMs
+  }
+
+  /** Stamps must outlive every entry written under an older generation. */
+  stampTtl(): number {
+    const ttl = this.longestLifetimeMs + STAMP_TTL_MARGIN_MS
+    return Number.isFinite(ttl) ? ttl : FOREVER_MS
+  }
+
+  /** A tombstone must outlive every L1 copy of what it deleted, so later versions keep growing. */
+  tombstoneTtl(): number {
+    const ttl = Math.min(this.trustWindowMs, this.longestLifetimeMs) + STAMP_TTL_MARGIN_MS
+    return Number.isFinite(ttl) ? ttl : FOREVER_MS
+  }
+
+  // ---- stamps -----------------------------------------------------------------------------------
+
+  /**
+   * The generations of `stampKeys`: from L2 when `fromL2` (or the local table is not trusted), else from
+   * the local table, fetching from L2 only the stamps it does not know. May throw: L2 unreachable.
+   */
+  async stampGens(stampKeys: readonly string[], deadline?: number, fromL2 = false): Promise<number[]> {
+    const { coherence, remote } = this
+    if (remote !== undefined) {
+      const unknown =
+        fromL2 || !coherence.trusted ? stampKeys : stampKeys.filter((key) => !coherence.stamps.has(key))
+      if (unknown.length > 0) {
+        const gens = await remote.getStamps(
+          unknown.map((key) => this.l2StampKey(key)),
+          deadline,
+        )
+        const now = this.options.clock.now()
+        for (let i = 0; i < unknown.length; i++) coherence.raiseStamp(unknown[i]!, gens[i] ?? 0, now)
+      }
+    }
+    return stampKeys.map((key) => coherence.stampGen(key))
+  }
+
+  // ---- L1 ---------------------------------------------------------------------------------------
+
+  /**
+   * Stores `entry` in L1 unless a newer entry is there or an invalidation overtook the fill. A refused
+   * fill still proves that `entry.version` exists, so an older L1 entry is dropped either way: otherwise
+   * it would keep answering after a newer write (this node's own, even) has resolved.
+   */
+  storeL1(rel: string, entry: L1Entry, bytes: number, fillToken: number): void {
+    const l1 = this.l1
+    if (l1 === undefined) return
+    const existing = l1.peek(rel)
+    if (existing !== undefined && existing.version > entry.version) return
+    if (!this.coherence.fillAllowed(rel, fillToken, entry.version)) {
+      this.counters.staleFillsRefused++
+      if (existing !== undefined) l1.delete(rel)
+      return
+    }
+    const lifetime = Math.min(this.trustWindowMs, entry.staleUntil - this.options.clock.now())
+    if (lifetime <= 0) {
+      l1.delete(rel)
+      return
+    }
+    l1.set(rel, entry, lifetime, bytes + rel.length)
+  }
+
+  // ---- bus --------------------------------------------------------------------------------------
+
+  private async subscribe(): Promise<void> {
+    const bus = this.options.bus
+    if (bus === undefined) return
+    this.subscription = await bus.subscribe(
+      this.channel,
+      (message) => this.receive(message),
+      (status) => this.onBusStatus(status),
+    )
+    this.onBusStatus('connected')
+  }
+
+  private onBusStatus(status: BusStatus): void {
+    if (busChannel.hasSubscribers) busChannel.publish({ namespace: this.options.namespace, status })
+    if (status === 'disconnected') {
+      this.busConnected = false
+      this.coherence.trusted = false
+      return
+    }
+    if (this.busConnected || this.closed) return
+    // Back (or connected for the first time): anything published while we were away may be lost, so
+    // forget everything L1 and the stamp table hold and void fills in flight before trusting L1 again.
+    this.busConnected = true
+    this.counters.busReconnects++
+    this.l1?.clear()
+    this.coherence.stamps.clear()
+    this.coherence.markAll()
+    this.coherence.trusted = true
+    void this.pending.retry()
+  }
+
+  private receive(bytes: Uint8Array): void {
+    let message: InvalidationMessage
+    try {
+      message = decodeMessage(bytes)
+    } catch {
+      this.counters.busDropped++
+      return
+    }
+    if (message.origin.equals(this.coherence.nodeId)) return
+    this.counters.busReceived++
+    this.apply(message)
+  }
+
+  /** Applies an invalidation received from another node to L1 and the stamp table. */
+  private apply(message: InvalidationMessage): void {
+    const { coherence, l1 } = this
+    const { names, numbers } = message
+    if (message.kind === MessageKind.Keys) {
+      for (let i = 0; i < names.length; i++) {
+        const rel = names[i]!
+        const version = numbers[i]!
+        coherence.versions.observe(version)
+        coherence.markKey(rel, version)
+        const entry = l1?.peek(rel)
+        if (entry !== undefined && entry.version <= version) l1!.delete(rel)
+        this.wakeWaiters(rel)
+      }
+      return
+    }
+    const now = this.options.clock.now()
+    for (let i = 0; i < names.length; i++) {
+      coherence.raiseStamp(names[i]!, numbers[i]!, now)
+      if (names[i] === 'n:') l1?.clear()
+    }
+    coherence.markAll()
+  }
+
+  /** Publishes an invalidation; false (and counted) if the bus could not take it. */
+  async publish(message: InvalidationMessage): Promise<boolean> {
+    const bus = this.options.bus
+    if (bus === undefined) return true
+    try {
+      const send = () => bus.publish(this.channel, encodeMessage(message))
+      await (this.busBreaker ? this.busBreaker.run(send) : send())
+      this.counters.busPublished++
+      return true
+    } catch {
+      this.counters.busPublishErrors++
+      return false
+    }
+  }
+
+  // ---- waiting for another node's load ----------------------------------------------------------
+
+  /** Resolves when a write of `rel` is announced on the bus, or after `ms`, whichever comes first. */
+  waitForWrite(rel: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = this.keyWaiters.get(rel)
+      if (waiters === undefined) {
+        waiters = new Set()
+        this.keyWaiters.set(rel, waiters)
+      }
+      const set = waiters
+      const wake = () => {
+        clearTimeout(timer)
+        set.delete(wake)
+        if (set.size === 0 && this.keyWaiters.get(rel) === set) this.keyWaiters.delete(rel)
+        resolve()
+      }
+      const timer = setTimeout(wake, ms)
+      set.add(wake)
+    })
+  }
+
+  private wakeWaiters(rel: string): void {
+    const waiters = this.keyWaiters.get(rel)
+    if (waiters !== undefined) for (const wake of [...waiters]) wake()
+  }
+
+  // ---- housekeeping -----------------------------------------------------------------------------
+
+  private maintain(): void {
+    const now = this.options.clock.now()
+    for (const [rel, at] of this.loaderFailures) {
+      if (now - at >= this.options.failSafeThrottle) this.loaderFailures.delete(rel)
+    }
+    // A stamp matters only while an entry recorded under an older generation may still be in this L1.
+    this.coherence.pruneStamps(now, Math.min(this.trustWindowMs, this.longestLifetimeMs))
+  }
+
+  whenReady(): Promise<void> {
+    return this.ready
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.maintenanceTimer)
+    // Loads in flight are the application's: close() does not wait for them (a hung loader would hang
+    // it). If one finishes later, its writes fail quietly against the closed tiers.
+    await this.pending.retry()
+    this.pending.stop()
+    this.l1?.close()
+    await this.ready.catch(() => {})
+    await Promise.allSettled([this.subscription?.unsubscribe()])
+    await Promise.allSettled([this.options.l2?.close(), this.options.bus?.close()])
+  }
+}

@@ -1,0 +1,401 @@
+import type { Bus } from './bus/bus.js'
+import { type Clock, systemClock } from './clock.js'
+import { type Duration, describe, parseDuration } from './duration.js'
+import { InvalidKeyError, InvalidOptionError } from './errors.js'
+import type { EvictionPolicy } from './local/types.js'
+import type { RemoteStore } from './stores/store.js'
+
+export type Loader<T = unknown> = (key: string) => T | Promise<T>
+
+/** Options of the in-process tier. */
+export interface L1Options {
+  /** At most this many entries. @default 10_000 (when maxBytes is not given either) */
+  maxEntries?: number
+  /** At most this many bytes of encoded values. */
+  maxBytes?: number
+  /** Eviction policy. @default 'tinylfu' */
+  policy?: EvictionPolicy
+  /**
+   * The longest an entry stays in L1, whatever its TTL: the hard bound on staleness if bus messages are
+   * lost. @default min(ttl, 1 minute) with an L2; without one, each entry's own TTL
+   */
+  ttl?: Duration
+  /** How often expired entries are swept. @default '1s' */
+  sweepInterval?: Duration
+}
+
+export interface DistributedLockOptions {
+  /** How long a lease lasts if its holder dies (the holder releases it as soon as it has written). @default '5s' */
+  leaseTtl?: Duration
+  /** How long a node waits for another node's load before acting on its own. @default '10s' */
+  waitTimeout?: Duration
+  /** How often a waiting node re-reads L2 and retries the lease; a bus notification wakes it sooner. @default '100ms' */
+  pollInterval?: Duration
+  /** What a waiter does past waitTimeout: load by itself, or serve its stale value if it has one. @default 'load' */
+  onTimeout?: 'load' | 'stale'
+}
+
+export interface CacheOptions {
+  /** Prefixes every key in L2 and names the bus channel. Letters, digits, '_', '-', '.'. @default 'coherent' */
+  namespace?: string
+  /** Default TTL of entries. @default '5m' */
+  ttl?: Duration
+  /** Spread each TTL by up to ±jitter (0..1) so entries written together do not expire together. @default 0 */
+  jitter?: number
+  /** The in-process tier; `false` disables it. @default { maxEntries: 10_000, policy: 'tinylfu' } */
+  l1?: L1Options | false
+  /** The shared tier: memoryStore(), redisStore(...). Omit for a process-local cache. */
+  l2?: RemoteStore
+  /** The invalidation bus: memoryBus() within one process, redisBus(...) across processes. */
+  bus?: Bus
+  /** How long past expiry a value may still be served while it is refreshed. @default 0 */
+  grace?: Duration
+  /** Stampede scope. @default 'local' */
+  lock?: 'local' | 'distributed'
+  /** Read-through loader used by get() on a miss. */
+  loader?: Loader
+  /** Upper bound on every L2 call; past it the call counts as failed and the cache degrades. @default '1s' */
+  l2Timeout?: Duration
+  /**
+   * Circuit breaker around L2 and around bus publishes: after `failureThreshold` consecutive failures,
+   * calls skip Redis for `openDuration`, then one probe decides. `false` disables it.
+   * @default { failureThreshold: 5, openDuration: '2s' }
+   */
+  circuitBreaker?: { failureThreshold?: number; openDuration?: Duration } | false
+  /**
+   * Loader timeouts. Past `soft`, a caller that has a stale value (within grace) gets it and the loader
+   * finishes in the background; past `hard`, a caller without one gets E_LOADER_HARD_TIMEOUT (the loader
+   * still finishes and fills the cache). @default { soft: 0, hard: Infinity } (soft 0: stale at once)
+   */
+  loaderTimeout?: { soft?: Duration; hard?: Duration }
+  /** After a loader failure answered by a stale value, don't call that loader again for this long. @default '10s' */
+  failSafeThrottle?: Duration
+  /** Refresh in the background once this fraction of the TTL has passed (0 < x < 1); 0 disables. @default 0 */
+  refreshAhead?: number
+  /**
+   * Probabilistic early refresh (XFetch, Vattani et al. 2015): a read shortly before expiry refreshes
+   * with a probability that grows as expiry nears and with how long the loader took, so hot keys are
+   * refreshed by one request instead of expiring under all of them. `beta` > 1 refreshes earlier.
+   * @default false
+   */
+  earlyRefresh?: { beta?: number } | false
+  /** With lock: 'distributed': lease and waiting. */
+  distributedLock?: DistributedLockOptions
+  /** Time source (inject a ManualClock in tests). @default Date.now */
+  clock?: Clock
+  /** Random source in [0, 1) used for jitter. @default Math.random */
+  random?: () => number
+}
+
+export interface ResolvedOptions {
+  namespace: string
+  ttl: number
+  jitter: number
+  l1:
+    | { maxEntries?: number; maxBytes?: number; policy: EvictionPolicy; ttl: number; sweepInterval: number }
+    | false
+  l2: RemoteStore | undefined
+  bus: Bus | undefined
+  grace: number
+  lock: 'local' | 'distributed'
+  loader: Loader | undefined
+  l2Timeout: number
+  circuitBreaker: { failureThreshold: number; openMs: number } | false
+  loaderTimeout: { soft: number; hard: number }
+  failSafeThrottle: number
+  refreshAhead: number
+  earlyRefreshBeta: number
+  distributedLock: {
+    leaseTtl: number
+    waitTimeout: number
+    pollInterval: number
+    onTimeout: 'load' | 'stale'
+  }
+  clock: Clock
+  random: () => number
+}
+
+const KNOWN_OPTIONS = new Set([
+  'namespace',
+  'ttl',
+  'jitter',
+  'l1',
+  'l2',
+  'bus',
+  'grace',
+  'lock',
+  'loader',
+  'l2Timeout',
+  'circuitBreaker',
+  'loaderTimeout',
+  'failSafeThrottle',
+  'refreshAhead',
+  'earlyRefresh',
+  'distributedLock',
+  'clock',
+  'random',
+])
+const KNOWN_L1_OPTIONS = new Set(['maxEntries', 'maxBytes', 'policy', 'ttl', 'sweepInterval'])
+const POLICIES: readonly EvictionPolicy[] = ['lru', 'lfu', 'fifo', 'tinylfu']
+const NAMESPACE_RE = /^[A-Za-z0-9_.-]+$/
+const DEFAULT_L1_TTL_WITH_L2 = 60_000
+
+export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('options', `expected an object, got ${describe(options)}`)
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(name)) throw new InvalidOptionError(name, `unknown option`)
+  }
+  const namespace = options.namespace ?? 'coherent'
+  validateNamespaceName(namespace, 'namespace')
+  const ttl = parseDuration(options.ttl ?? '5m', 'ttl', { allowZero: false, allowInfinite: true })
+  const jitter = options.jitter ?? 0
+  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
+    throw new InvalidOptionError('jitter', `must be a number from 0 to 1, got ${describe(jitter)}`)
+  }
+  const grace = parseDuration(options.grace ?? 0, 'grace', { allowInfinite: false })
+  const lock = options.lock ?? 'local'
+  if (lock !== 'local' && lock !== 'distributed') {
+    throw new InvalidOptionError('lock', `must be 'local' or 'distributed', got ${describe(lock)}`)
+  }
+  if (options.loader !== undefined && typeof options.loader !== 'function') {
+    throw new InvalidOptionError(
+      'loader',
+      `must be a function (key) => value, got ${describe(options.loader)}`,
+    )
+  }
+  const l2 = options.l2
+  if (l2 !== undefined && !isStore(l2)) {
+    throw new InvalidOptionError('l2', 'must be a store such as memoryStore() or redisStore({ url })')
+  }
+  const bus = options.bus
+  if (bus !== undefined && !isBus(bus)) {
+    throw new InvalidOptionError('bus', 'must be a bus such as memoryBus() or redisBus({ url })')
+  }
+  if (lock === 'distributed' && (l2 === undefined || typeof l2.acquireLease !== 'function')) {
+    throw new InvalidOptionError(
+      'lock',
+      "'distributed' needs an l2 store that supports leases, such as redisStore(...) or memoryStore()",
+    )
+  }
+  const l2Timeout = parseDuration(options.l2Timeout ?? '1s', 'l2Timeout', { allowZero: false })
+  const clock = options.clock ?? systemClock
+  if (typeof clock?.now !== 'function') throw new InvalidOptionError('clock', 'must have a now() method')
+  const random = options.random ?? Math.random
+  if (typeof random !== 'function')
+    throw new InvalidOptionError('random', 'must be a function returning [0, 1)')
+
+  return {
+    namespace,
+    ttl,
+    jitter,
+    l1: resolveL1(options.l1, ttl, l2 !== undefined),
+    l2,
+    bus,
+    grace,
+    lock,
+    loader: options.loader,
+    l2Timeout,
+    circuitBreaker: resolveCircuitBreaker(options.circuitBreaker),
+    loaderTimeout: resolveLoaderTimeout(options.loaderTimeout, 'loaderTimeout'),
+    failSafeThrottle: parseDuration(options.failSafeThrottle ?? '10s', 'failSafeThrottle'),
+    refreshAhead: resolveRefreshAhead(options.refreshAhead, 'refreshAhead'),
+    earlyRefreshBeta: resolveEarlyRefresh(options.earlyRefresh),
+    distributedLock: resolveDistributedLock(options.distributedLock),
+    clock,
+    random,
+  }
+}
+
+function resolveCircuitBreaker(given: CacheOptions['circuitBreaker']): ResolvedOptions['circuitBreaker'] {
+  if (given === false) return false
+  const options = given ?? {}
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError(
+      'circuitBreaker',
+      `must be an options object or false, got ${describe(given)}`,
+    )
+  }
+  const failureThreshold = options.failureThreshold ?? 5
+  if (!(Number.isSafeInteger(failureThreshold) && failureThreshold > 0)) {
+    throw new InvalidOptionError(
+      'circuitBreaker.failureThreshold',
+      `must be a positive integer, got ${describe(failureThreshold)}`,
+    )
+  }
+  return {
+    failureThreshold,
+    openMs: parseDuration(options.openDuration ?? '2s', 'circuitBreaker.openDuration', { allowZero: false }),
+  }
+}
+
+function resolveL1(l1: CacheOptions['l1'], ttl: number, hasL2: boolean): ResolvedOptions['l1'] {
+  if (l1 === false) return false
+  const given = l1 ?? {}
+  if (typeof given !== 'object' || given === null) {
+    throw new InvalidOptionError('l1', `must be an options object or false, got ${describe(l1)}`)
+  }
+  for (const name of Object.keys(given)) {
+    if (!KNOWN_L1_OPTIONS.has(name)) throw new InvalidOptionError(`l1.${name}`, 'unknown option')
+  }
+  const policy = given.policy ?? 'tinylfu'
+  if (!POLICIES.includes(policy)) {
+    throw new InvalidOptionError(
+      'l1.policy',
+      `must be one of ${POLICIES.join(', ')}, got ${describe(policy)}`,
+    )
+  }
+  for (const bound of ['maxEntries', 'maxBytes'] as const) {
+    const value = given[bound]
+    if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+      throw new InvalidOptionError(`l1.${bound}`, `must be a positive integer, got ${describe(value)}`)
+    }
+  }
+  const maxEntries = given.maxEntries ?? (given.maxBytes === undefined ? 10_000 : undefined)
+  const defaultTtl = hasL2 ? Math.min(ttl, DEFAULT_L1_TTL_WITH_L2) : Number.POSITIVE_INFINITY
+  return {
+    maxEntries,
+    maxBytes: given.maxBytes,
+    policy,
+    ttl:
+      given.ttl === undefined
+        ? defaultTtl
+        : parseDuration(given.ttl, 'l1.ttl', { allowZero: false, allowInfinite: true }),
+    sweepInterval: parseDuration(given.sweepInterval ?? '1s', 'l1.sweepInterval', { allowZero: false }),
+  }
+}
+
+export function validateNamespaceName(name: unknown, option: string): asserts name is string {
+  if (typeof name !== 'string' || !NAMESPACE_RE.test(name) || name.length > 128) {
+    throw new InvalidOptionError(
+      option,
+      `must be 1 to 128 letters, digits, '_', '-' or '.', got ${describe(name)}`,
+    )
+  }
+}
+
+const MAX_KEY_BYTES = 1024
+
+/** Throws InvalidKeyError unless `key` is a non-empty string of at most 1 KiB in UTF-8. */
+export function validateKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string') throw new InvalidKeyError(`Cache keys must be strings, got ${describe(key)}`)
+  const length = key.length
+  if (length === 0) throw new InvalidKeyError('Cache keys must not be empty')
+  // One UTF-16 unit takes at most 3 UTF-8 bytes, so short keys need no byte count.
+  if (length > MAX_KEY_BYTES / 3 && (length > MAX_KEY_BYTES || Buffer.byteLength(key) > MAX_KEY_BYTES)) {
+    throw new InvalidKeyError(
+      `Cache keys must be at most ${MAX_KEY_BYTES} bytes in UTF-8, got ${Buffer.byteLength(key)} bytes (starting ${JSON.stringify(key.slice(0, 32))})`,
+    )
+  }
+}
+
+export function validateTags(tags: unknown, option: string): readonly string[] | undefined {
+  if (tags === undefined) return undefined
+  if (!Array.isArray(tags))
+    throw new InvalidOptionError(option, `must be an array of strings, got ${describe(tags)}`)
+  if (tags.length > 1000)
+    throw new InvalidOptionError(option, `at most 1000 tags per entry, got ${tags.length}`)
+  for (const tag of tags) {
+    if (typeof tag !== 'string' || tag.length === 0 || Buffer.byteLength(tag) > MAX_KEY_BYTES) {
+      throw new InvalidOptionError(
+        option,
+        `each tag must be a non-empty string of at most 1 KiB, got ${describe(tag)}`,
+      )
+    }
+  }
+  return tags.length === 0 ? undefined : tags
+}
+
+function isStore(value: unknown): value is RemoteStore {
+  const store = value as RemoteStore
+  return (
+    typeof store === 'object' &&
+    store !== null &&
+    typeof store.get === 'function' &&
+    typeof store.set === 'function' &&
+    typeof store.getStamps === 'function'
+  )
+}
+
+function isBus(value: unknown): value is Bus {
+  const bus = value as Bus
+  return (
+    typeof bus === 'object' &&
+    bus !== null &&
+    typeof bus.subscribe === 'function' &&
+    typeof bus.publish === 'function'
+  )
+}
+
+export function resolveLoaderTimeout(
+  given: CacheOptions['loaderTimeout'],
+  option: string,
+  defaults = { soft: 0, hard: Number.POSITIVE_INFINITY },
+): { soft: number; hard: number } {
+  if (given === undefined) return defaults
+  if (typeof given !== 'object' || given === null) {
+    throw new InvalidOptionError(
+      option,
+      `must be an object like { soft: '100ms', hard: '2s' }, got ${describe(given)}`,
+    )
+  }
+  const soft =
+    given.soft === undefined
+      ? defaults.soft
+      : parseDuration(given.soft, `${option}.soft`, { allowInfinite: true })
+  const hard =
+    given.hard === undefined
+      ? defaults.hard
+      : parseDuration(given.hard, `${option}.hard`, { allowZero: false, allowInfinite: true })
+  if (soft > hard)
+    throw new InvalidOptionError(`${option}.soft`, `must not exceed ${option}.hard (${hard} ms)`)
+  return { soft, hard }
+}
+
+export function resolveRefreshAhead(given: unknown, option: string): number {
+  if (given === undefined) return 0
+  if (typeof given !== 'number' || !(given >= 0 && given < 1)) {
+    throw new InvalidOptionError(
+      option,
+      `must be a fraction of the TTL from 0 (off) to below 1, got ${describe(given)}`,
+    )
+  }
+  return given
+}
+
+function resolveEarlyRefresh(given: CacheOptions['earlyRefresh']): number {
+  if (given === undefined || given === false) return 0
+  if (typeof given !== 'object' || given === null) {
+    throw new InvalidOptionError('earlyRefresh', `must be { beta } or false, got ${describe(given)}`)
+  }
+  const beta = given.beta ?? 1
+  if (typeof beta !== 'number' || !(beta > 0 && Number.isFinite(beta))) {
+    throw new InvalidOptionError('earlyRefresh.beta', `must be a positive number, got ${describe(beta)}`)
+  }
+  return beta
+}
+
+function resolveDistributedLock(
+  given: DistributedLockOptions | undefined,
+): ResolvedOptions['distributedLock'] {
+  const options = given ?? {}
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('distributedLock', `must be an options object, got ${describe(given)}`)
+  }
+  const onTimeout = options.onTimeout ?? 'load'
+  if (onTimeout !== 'load' && onTimeout !== 'stale') {
+    throw new InvalidOptionError(
+      'distributedLock.onTimeout',
+      `must be 'load' or 'stale', got ${describe(onTimeout)}`,
+    )
+  }
+  return {
+    leaseTtl: parseDuration(options.leaseTtl ?? '5s', 'distributedLock.leaseTtl', { allowZero: false }),
+    waitTimeout: parseDuration(options.waitTimeout ?? '10s', 'distributedLock.waitTimeout'),
+    pollInterval: parseDuration(options.pollInterval ?? '100ms', 'distributedLock.pollInterval', {
+      allowZero: false,
+    }),
+    onTimeout,
+  }
+}

@@ -1,0 +1,113 @@
+import { type Clock, systemClock } from '../clock.js'
+import type { RemoteStore, StoredEntry } from './store.js'
+
+interface Slot {
+  /** undefined for a tombstone. */
+  bytes: Uint8Array | undefined
+  version: number
+  expiresAt: number
+}
+
+export interface MemoryStoreOptions {
+  /** @default systemClock */
+  clock?: Clock
+}
+
+/**
+ * The embedded L2: a map that several cache instances in one process can share, with the same
+ * ordering rules as Redis. It is a product feature for single-process use and for tests of the facade,
+ * not a stand-in for Redis behaviour.
+ */
+class MemoryStore implements RemoteStore {
+  readonly name = 'memory'
+  private readonly entries = new Map<string, Slot>()
+  private readonly stamps = new Map<string, { value: number; expiresAt: number }>()
+  private readonly leases = new Map<string, { token: string; expiresAt: number }>()
+  private readonly clock: Clock
+
+  constructor(options: MemoryStoreOptions) {
+    this.clock = options.clock ?? systemClock
+  }
+
+  async get(key: string): Promise<StoredEntry | undefined> {
+    const slot = this.live(key)
+    return slot?.bytes ? { bytes: slot.bytes, version: slot.version } : undefined
+  }
+
+  async set(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number> {
+    const stored = this.live(key)
+    const given = stored && stored.version >= version ? stored.version + 1 : version
+    this.entries.set(key, { bytes, version: given, expiresAt: this.clock.now() + ttlMs })
+    return given
+  }
+
+  async setIfNewer(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+  ): Promise<number | undefined> {
+    const stored = this.live(key)
+    if (stored && stored.version >= version) return stored.version
+    this.entries.set(key, { bytes, version, expiresAt: this.clock.now() + ttlMs })
+    return undefined
+  }
+
+  async delete(key: string, version: number, tombstoneTtlMs: number): Promise<number> {
+    const stored = this.live(key)
+    const given = stored && stored.version >= version ? stored.version + 1 : version
+    this.entries.set(key, { bytes: undefined, version: given, expiresAt: this.clock.now() + tombstoneTtlMs })
+    return given
+  }
+
+  async getStamps(keys: readonly string[]): Promise<number[]> {
+    const now = this.clock.now()
+    return keys.map((key) => {
+      const stamp = this.stamps.get(key)
+      return stamp !== undefined && stamp.expiresAt > now ? stamp.value : 0
+    })
+  }
+
+  async bumpStamps(keys: readonly string[], ttlMs: number): Promise<number[]> {
+    const now = this.clock.now()
+    return keys.map((key) => {
+      const stamp = this.stamps.get(key)
+      const live = stamp !== undefined && stamp.expiresAt > now
+      const value = (live ? stamp.value : 0) + 1
+      this.stamps.set(key, { value, expiresAt: Math.max(live ? stamp.expiresAt : 0, now + ttlMs) })
+      return value
+    })
+  }
+
+  async acquireLease(key: string, token: string, ttlMs: number): Promise<boolean> {
+    const now = this.clock.now()
+    const lease = this.leases.get(key)
+    if (lease !== undefined && lease.expiresAt > now) return false
+    this.leases.set(key, { token, expiresAt: now + ttlMs })
+    return true
+  }
+
+  async releaseLease(key: string, token: string): Promise<boolean> {
+    const lease = this.leases.get(key)
+    if (lease === undefined || lease.token !== token || lease.expiresAt <= this.clock.now()) return false
+    this.leases.delete(key)
+    return true
+  }
+
+  async close(): Promise<void> {}
+
+  private live(key: string): Slot | undefined {
+    const slot = this.entries.get(key)
+    if (slot === undefined) return undefined
+    if (slot.expiresAt <= this.clock.now()) {
+      this.entries.delete(key)
+      return undefined
+    }
+    return slot
+  }
+}
+
+/** An in-process L2. Pass the same instance to several caches to share it between them. */
+export function memoryStore(options: MemoryStoreOptions = {}): RemoteStore {
+  return new MemoryStore(options)
+}

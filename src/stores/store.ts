@@ -1,0 +1,50 @@
+/**
+ * The contract between the cache and a shared (L2) store. Stores are dumb: they hold opaque entry bytes,
+ * tombstones and small generation counters ("stamps"); all policy (timeouts, circuit breaking,
+ * coherence) lives in the cache around them. Every store passes test/support/store-conformance.ts.
+ *
+ * Versions order the writes of one key. The store, not the writer's clock, has the last word: `set` and
+ * `delete` give the key version max(proposed, stored + 1), so versions of a key grow in the order the
+ * store applied its writes, whatever the writers' clocks say (a tombstone keeps the version of a deleted
+ * key). Only `setIfNewer` (used by loads) can be refused: it must never replace a newer write.
+ * Versions are integers below 2^53 (exact as JS numbers and as Lua doubles).
+ */
+export interface StoredEntry {
+  /** The encoded entry (see coherence/envelope.ts). */
+  bytes: Uint8Array
+  /** The version the store gave the entry. */
+  version: number
+}
+
+export interface RemoteStore {
+  /** Human-readable name for stats and errors, e.g. 'redis', 'redis-cluster', 'memory'. */
+  readonly name: string
+  /** The live entry under `key`; undefined if there is none, it expired, or it is a tombstone. */
+  get(key: string): Promise<StoredEntry | undefined>
+  /** Stores `bytes` for `ttlMs` with version max(version, stored + 1); resolves to that version. */
+  set(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number>
+  /**
+   * Stores `bytes` with `version` only if what is stored (entry or tombstone) is older. Resolves to
+   * undefined when written, or to the stored newer version when refused.
+   */
+  setIfNewer(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number | undefined>
+  /**
+   * Replaces the entry with a tombstone of version max(version, stored + 1), kept for `tombstoneTtlMs`
+   * (so that a later write of the key still gets a larger version); resolves to that version.
+   */
+  delete(key: string, version: number, tombstoneTtlMs: number): Promise<number>
+  /** Reads generation counters (tag and namespace stamps); a missing stamp reads as 0. */
+  getStamps(keys: readonly string[]): Promise<number[]>
+  /** Increments each counter and keeps it for at least `ttlMs`; resolves to the new values. */
+  bumpStamps(keys: readonly string[], ttlMs: number): Promise<number[]>
+  /**
+   * Leases for `lock: 'distributed'` (optional: a store without them cannot be used with it).
+   * acquireLease sets `key` to `token` for `ttlMs` only if no lease is held (SET NX PX);
+   * releaseLease deletes it only if it still holds `token`, so a holder whose lease expired and was
+   * taken over cannot release the new holder's lease.
+   */
+  acquireLease?(key: string, token: string, ttlMs: number): Promise<boolean>
+  releaseLease?(key: string, token: string): Promise<boolean>
+  /** Releases what the store opened itself (a client passed in by the application is left open). */
+  close(): Promise<void>
+}

@@ -1,0 +1,110 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Cache, createCache, memoryStore } from '../src/index.js'
+
+const caches: Cache[] = []
+afterEach(async () => {
+  await Promise.all(caches.splice(0).map((c) => c.close()))
+})
+
+const samples: [string, unknown, (v: unknown) => void][] = [
+  ['null', null, () => {}],
+  ['booleans', [true, false], () => {}],
+  [
+    'special numbers',
+    [0, -0, 1.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 2 ** 53],
+    (v) => {
+      expect(Object.is((v as number[])[1], -0)).toBe(true)
+    },
+  ],
+  ['strings', ['', 'héllo', '😀', '\u0000'], () => {}],
+  ['a Date', new Date('2024-02-29T12:34:56.789Z'), (v) => expect(v).toBeInstanceOf(Date)],
+  [
+    'a Map',
+    new Map<unknown, unknown>([
+      ['a', 1],
+      [2, { b: [3] }],
+    ]),
+    (v) => expect(v).toBeInstanceOf(Map),
+  ],
+  ['a Set', new Set([1, 'two', 3n]), (v) => expect(v).toBeInstanceOf(Set)],
+  ['a BigInt', -(2n ** 100n) + 7n, (v) => expect(typeof v).toBe('bigint')],
+  ['a Buffer', Buffer.from([0, 1, 2, 255]), (v) => expect(Buffer.isBuffer(v)).toBe(true)],
+  [
+    'a Uint8Array',
+    new Uint8Array([9, 8, 7]),
+    (v) => {
+      expect(v).toBeInstanceOf(Uint8Array)
+      expect(Buffer.isBuffer(v)).toBe(false)
+    },
+  ],
+  [
+    'undefined inside an object',
+    { a: undefined, b: 1 },
+    (v) => expect(Object.keys(v as object)).toEqual(['a', 'b']),
+  ],
+  ['undefined inside an array', [1, undefined, 3], () => {}],
+  [
+    'nested mix',
+    {
+      when: new Date(0),
+      tags: new Set(['x']),
+      meta: new Map([['n', 1n]]),
+      raw: Buffer.from('hi'),
+      list: [{ a: null }],
+    },
+    () => {},
+  ],
+]
+
+describe.each(samples)('%s round-trips', (_name, value, checkType) => {
+  it('from L1 and from L2, as equal values of the same types', async () => {
+    const l2 = memoryStore()
+    const writer = createCache({ namespace: 'values', l2 })
+    const reader = createCache({ namespace: 'values', l2 })
+    caches.push(writer, reader)
+    await writer.set('k', value)
+    const fromL1 = await writer.get('k')
+    const fromL2 = await reader.get('k')
+    expect(writer.stats().l1.hits).toBe(1)
+    expect(reader.stats().l2.hits).toBe(1)
+    for (const got of [fromL1, fromL2]) {
+      expect(got).toStrictEqual(value)
+      checkType(got)
+    }
+  })
+})
+
+describe('mutation isolation', () => {
+  it('mutating a value returned by get does not change what the next caller gets', async () => {
+    const cache = createCache({ namespace: 'iso', l2: memoryStore() })
+    caches.push(cache)
+    const original = { user: { name: 'Ada', roles: ['admin'] }, seen: new Set([1]), when: new Date(0) }
+    await cache.set('k', original)
+    original.user.name = 'changed by the writer after set'
+    const first = (await cache.get('k')) as typeof original
+    first.user.name = 'changed by a reader'
+    first.user.roles.push('root')
+    first.seen.add(2)
+    first.when.setTime(42)
+    const second = (await cache.get('k')) as typeof original
+    expect(second).toStrictEqual({
+      user: { name: 'Ada', roles: ['admin'] },
+      seen: new Set([1]),
+      when: new Date(0),
+    })
+  })
+
+  it('each getOrSet waiter gets its own copy, and the loader keeps no reference into the cache', async () => {
+    const cache = createCache({ namespace: 'iso' })
+    caches.push(cache)
+    const loaded = { list: [1, 2] }
+    const [a, b] = await Promise.all([
+      cache.getOrSet('k', async () => loaded),
+      cache.getOrSet('k', async () => loaded),
+    ])
+    a!.list.push(3)
+    loaded.list.push(4)
+    expect(b!.list).toEqual([1, 2])
+    expect(await cache.get('k')).toEqual({ list: [1, 2] })
+  })
+})
