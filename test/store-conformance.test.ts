@@ -1,0 +1,357 @@
+import { createClient, createCluster, RESP_TYPES } from 'redis'
+import { afterAll, describe, expect, inject, it } from 'vitest'
+import { CorruptEntryError, InvalidOptionError } from '../src/errors.js'
+import { memoryStore } from '../src/stores/memory-store.js'
+import { type NodeRedisClient, type NodeRedisCluster, redisStore } from '../src/stores/redis-store.js'
+import type { RemoteStore } from '../src/stores/store.js'
+import { freePort, type RedisServer, redisCommand, startCluster, startRedis } from './support/redis-server.js'
+import { eventually, type StoreConformanceOptions, storeConformance } from './support/store-conformance.js'
+
+const redisUrl = inject('redisUrl')
+const clusterNodes = inject('redisCluster')
+
+/** A client the application owns, passed with `{ client }`: stores must leave it open. */
+let appClient: NodeRedisClient | undefined
+async function applicationClient(): Promise<NodeRedisClient> {
+  if (appClient === undefined) {
+    const client = createClient({ url: redisUrl }) as unknown as NodeRedisClient
+    client.on('error', () => {})
+    await client.connect()
+    appClient = client
+  }
+  return appClient
+}
+/** The same for a cluster client. */
+let appCluster: NodeRedisCluster | undefined
+async function applicationCluster(): Promise<NodeRedisCluster> {
+  if (appCluster === undefined) {
+    const cluster = createCluster({
+      rootNodes: [{ socket: clusterNodes[0]! }],
+    }) as unknown as NodeRedisCluster
+    cluster.on('error', () => {})
+    await cluster.connect()
+    appCluster = cluster
+  }
+  return appCluster
+}
+afterAll(async () => {
+  await appClient?.close()
+  await appCluster?.close()
+})
+
+interface StoreCase {
+  name: string
+  factory: () => RemoteStore | Promise<RemoteStore>
+  options?: StoreConformanceOptions
+}
+
+const cases: StoreCase[] = [
+  { name: 'memoryStore()', factory: () => memoryStore() },
+  { name: 'redisStore({ url })', factory: () => redisStore({ url: redisUrl }) },
+  { name: 'redisStore({ cluster })', factory: () => redisStore({ cluster: clusterNodes.slice(0, 1) }) },
+  {
+    name: 'redisStore({ client })',
+    factory: async () => redisStore({ client: await applicationClient() }),
+    options: {
+      afterClose: async () => {
+        const client = await applicationClient()
+        expect(client.isOpen).toBe(true)
+        expect(await client.ping()).toBe('PONG')
+      },
+    },
+  },
+  {
+    name: 'redisStore({ client: cluster })',
+    factory: async () => redisStore({ client: await applicationCluster() }),
+    options: {
+      afterClose: async () => {
+        const cluster = await applicationCluster()
+        expect(cluster.isOpen).toBe(true)
+        expect(await cluster.sendCommand('k', true, ['EXISTS', 'k'])).toBeTypeOf('number')
+      },
+    },
+  },
+]
+
+describe.each(cases)('$name', ({ name, factory, options }) => {
+  storeConformance(name, factory, options)
+})
+
+describe('redisStore specifics', () => {
+  it('names itself after the deployment', () => {
+    expect(redisStore({ url: redisUrl }).name).toBe('redis')
+    expect(redisStore({ cluster: clusterNodes }).name).toBe('redis-cluster')
+  })
+
+  it('stores one string per key: 16 hex digits of version, then the bytes', async () => {
+    const store = redisStore({ url: redisUrl })
+    const client = await applicationClient()
+    const key = `layout:${Date.now()}:${Math.random()}`
+    try {
+      await store.set(key, Buffer.from([0x00, 0xff]), 0x1234abcd, 60_000)
+      const buffers = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
+      const raw = await buffers.get(key)
+      expect(Buffer.isBuffer(raw)).toBe(true)
+      expect(
+        (raw as unknown as Buffer).equals(
+          Buffer.concat([Buffer.from('000000001234abcd'), Buffer.from([0, 255])]),
+        ),
+      ).toBe(true)
+      const ttl = await client.pTTL(key)
+      expect(ttl).toBeGreaterThan(50_000)
+      expect(ttl).toBeLessThanOrEqual(60_000)
+      // a tombstone: 't' and 15 hex digits, nothing else
+      expect(await store.delete(key, 0x1234abcd, 30_000)).toBe(0x1234abce)
+      expect(((await buffers.get(key)) as unknown as Buffer).toString('latin1')).toBe('t00000001234abce')
+    } finally {
+      await client.del(key)
+      await store.close()
+    }
+  })
+
+  it('reports an entry without a version header as corrupt', async () => {
+    const store = redisStore({ url: redisUrl })
+    const client = await applicationClient()
+    const key = `corrupt:${Date.now()}:${Math.random()}`
+    try {
+      await client.set(key, 'not versioned')
+      await expect(store.get(key)).rejects.toBeInstanceOf(CorruptEntryError)
+      // a write heals it
+      expect(await store.set(key, Buffer.from('ok'), 1, 60_000)).toBe(1)
+      expect((await store.get(key))?.version).toBe(1)
+    } finally {
+      await client.del(key)
+      await store.close()
+    }
+  })
+
+  it('reloads its scripts after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)', async () => {
+    let server: RedisServer | undefined
+    let store: RemoteStore | undefined
+    try {
+      server = await startRedis()
+      store = redisStore({ url: server.url })
+      expect(await store.set('k', Buffer.from('a'), 1, 60_000)).toBe(1)
+      const admin = createClient({ url: server.url })
+      await admin.connect()
+      await admin.scriptFlush()
+      await admin.close()
+      expect(await store.set('k', Buffer.from('b'), 1, 60_000)).toBe(2)
+      expect(await store.setIfNewer('k', Buffer.from('c'), 1, 60_000)).toBe(2)
+      expect(await store.bumpStamps(['s'], 60_000)).toEqual([1])
+      expect(await store.delete('k', 2, 60_000)).toBe(3)
+      expect(await store.releaseLease?.('lease', 'token')).toBe(false)
+      expect(await store.get('k')).toBeUndefined()
+    } finally {
+      await store?.close()
+      await server?.stop()
+    }
+  })
+
+  it('fails fast while Redis is down and recovers when it is back', async () => {
+    let server: RedisServer | undefined
+    let store: RemoteStore | undefined
+    try {
+      server = await startRedis()
+      store = redisStore({ url: server.url, maxReconnectDelay: 200 })
+      await store.set('k', Buffer.from('v'), 1, 60_000)
+      await server.kill('SIGKILL')
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now()
+        await expect(store.get('k')).rejects.toThrow()
+        await expect(store.set('k', Buffer.from('w'), 2, 60_000)).rejects.toThrow()
+        await expect(store.getStamps(['a', 'b'])).rejects.toThrow()
+        expect(Date.now() - started).toBeLessThan(500)
+      }
+      await server.start()
+      // the data died with the server (no persistence), but the store is usable again
+      await eventually(
+        () =>
+          store!.get('k').then(
+            () => true,
+            () => false,
+          ),
+        5000,
+        'the store to reconnect',
+      )
+      expect(await store.set('k', Buffer.from('again'), 3, 60_000)).toBe(3)
+    } finally {
+      await store?.close()
+      await server?.stop()
+    }
+  })
+
+  it('fails within connectTimeout when Redis was never reachable, then at once; close() does not hang', async () => {
+    const port = await freePort()
+    const store = redisStore({ url: `redis://127.0.0.1:${port}`, connectTimeout: 300 })
+    let started = Date.now()
+    await expect(store.get('k')).rejects.toThrow(/cannot reach Redis/)
+    expect(Date.now() - started).toBeLessThan(1500)
+    started = Date.now()
+    await expect(store.get('k')).rejects.toThrow(/cannot reach Redis/)
+    expect(Date.now() - started).toBeLessThan(100)
+    started = Date.now()
+    await store.close()
+    expect(Date.now() - started).toBeLessThan(100)
+  })
+
+  it('connects once Redis comes up after a failed first attempt', async () => {
+    let server: RedisServer | undefined
+    let store: RemoteStore | undefined
+    try {
+      server = await startRedis()
+      await server.kill('SIGKILL')
+      store = redisStore({ url: server.url, connectTimeout: 200, maxReconnectDelay: 100 })
+      await expect(store.get('k')).rejects.toThrow()
+      await server.start()
+      await eventually(
+        () =>
+          store!.get('k').then(
+            () => true,
+            () => false,
+          ),
+        5000,
+        'the first connection',
+      )
+    } finally {
+      await store?.close()
+      await server?.stop()
+    }
+  })
+
+  it('cluster: fails within connectTimeout when no node answers; close() does not hang', async () => {
+    const port = await freePort()
+    const store = redisStore({ cluster: [{ host: '127.0.0.1', port }], connectTimeout: 300 })
+    const started = Date.now()
+    await expect(store.get('k')).rejects.toThrow(/cannot reach the Redis Cluster/)
+    expect(Date.now() - started).toBeLessThan(1500)
+    await store.close()
+  })
+
+  it('cluster: reaches the replica that took over from a dead master', async () => {
+    const cluster = await startCluster({ masters: 3, replicasPerMaster: 1 })
+    const store = redisStore({ cluster: cluster.nodes, maxReconnectDelay: 200 })
+    try {
+      const key = 'failover'
+      expect(await store.set(key, Buffer.from('before'), 1, 60_000)).toBe(1)
+      const slots = (await redisCommand(cluster.nodes[0]!.port, ['CLUSTER', 'SLOTS'])) as [
+        number,
+        number,
+        [string, number],
+      ][]
+      const slot = Number(await redisCommand(cluster.nodes[0]!.port, ['CLUSTER', 'KEYSLOT', key]))
+      const ownerPort = slots.find(([from, to]) => from <= slot && slot <= to)![2][1]
+      await cluster.servers.find((server) => server.port === ownerPort)!.kill('SIGKILL')
+      await expect(store.get(key)).rejects.toThrow()
+      // node-redis alone never rediscovers here (no MOVED from a dead node); the store refreshes the topology
+      await eventually(
+        () =>
+          store.set(key, Buffer.from('after'), 1, 60_000).then(
+            () => true,
+            () => false,
+          ),
+        20_000,
+        'the replica to take over',
+      )
+      expect(Buffer.from((await store.get(key))!.bytes).toString()).toBe('after')
+    } finally {
+      await store.close()
+      await cluster.stop()
+    }
+  })
+
+  it('rejects operations after close()', async () => {
+    const store = redisStore({ url: redisUrl })
+    await store.get('k')
+    await store.close()
+    await expect(store.get('k')).rejects.toMatchObject({ code: 'E_CACHE_CLOSED' })
+  })
+
+  it('rejects versions and TTLs Redis cannot represent', async () => {
+    const store = redisStore({ url: redisUrl })
+    try {
+      await expect(store.set('k', Buffer.from('x'), 2 ** 53, 1000)).rejects.toBeInstanceOf(RangeError)
+      await expect(store.set('k', Buffer.from('x'), -1, 1000)).rejects.toBeInstanceOf(RangeError)
+      await expect(store.set('k', Buffer.from('x'), 1.5, 1000)).rejects.toBeInstanceOf(RangeError)
+      await expect(store.set('k', Buffer.from('x'), 1, Number.POSITIVE_INFINITY)).rejects.toBeInstanceOf(
+        RangeError,
+      )
+    } finally {
+      await store.close()
+    }
+  })
+})
+
+describe('redisStore options', () => {
+  const invalid = (options: unknown, option: string) => {
+    try {
+      redisStore(options as never)
+    } catch (error) {
+      expect(error).toBeInstanceOf(InvalidOptionError)
+      expect((error as InvalidOptionError).code).toBe('E_INVALID_OPTION')
+      expect((error as InvalidOptionError).option).toBe(option)
+      return
+    }
+    throw new Error(`expected ${JSON.stringify(options)} to be rejected`)
+  }
+
+  it('names the offending option', () => {
+    invalid(undefined, 'options')
+    invalid({}, 'url')
+    invalid({ url: 42 }, 'url')
+    invalid({ url: 'http://localhost:6379' }, 'url')
+    invalid({ url: 'not a url' }, 'url')
+    invalid({ url: 'redis://localhost:6379/abc' }, 'url')
+    invalid({ url: redisUrl, cluster: clusterNodes }, 'cluster')
+    invalid({ cluster: [] }, 'cluster')
+    invalid({ cluster: [{ host: '', port: 1 }] }, 'cluster[0].host')
+    invalid(
+      {
+        cluster: [
+          { host: 'a', port: 1 },
+          { host: 'b', port: 70000 },
+        ],
+      },
+      'cluster[1].port',
+    )
+    invalid({ cluster: clusterNodes, maxCommandRedirections: -1 }, 'maxCommandRedirections')
+    invalid({ client: {} }, 'client')
+    invalid({ url: redisUrl, connectTimeout: 0 }, 'connectTimeout')
+    invalid({ url: redisUrl, maxReconnectDelay: Number.NaN }, 'maxReconnectDelay')
+    invalid({ url: redisUrl, socket: 'tls' }, 'socket')
+    invalid({ url: redisUrl, nodeAddressMap: {} }, 'nodeAddressMap')
+    invalid({ cluster: clusterNodes, password: 42 }, 'password')
+    invalid({ client: createClient(), password: 'x' }, 'password')
+  })
+
+  it('accepts TLS and ACL through the URL and socket/username/password for a cluster', () => {
+    expect(redisStore({ url: 'rediss://user:secret@redis.example:6380/2' }).name).toBe('redis')
+    expect(
+      redisStore({
+        cluster: [{ host: 'redis.example', port: 7000 }],
+        username: 'user',
+        password: 'secret',
+        socket: { tls: true, rejectUnauthorized: false },
+      }).name,
+    ).toBe('redis-cluster')
+  })
+
+  it('authenticates with ACL credentials from the URL', async () => {
+    let server: RedisServer | undefined
+    let store: RemoteStore | undefined
+    try {
+      server = await startRedis({
+        args: ['--user', 'cache', 'on', '>s3cret', '~*', '&*', '+@all', '--user', 'default', 'off'],
+      })
+      store = redisStore({ url: `redis://cache:s3cret@127.0.0.1:${server.port}` })
+      expect(await store.set('k', Buffer.from('v'), 1, 60_000)).toBe(1)
+      expect((await store.get('k'))?.version).toBe(1)
+      const denied = redisStore({ url: `redis://cache:wrong@127.0.0.1:${server.port}`, connectTimeout: 300 })
+      await expect(denied.get('k')).rejects.toThrow()
+      await denied.close()
+    } finally {
+      await store?.close()
+      await server?.stop()
+    }
+  })
+})

@@ -1,0 +1,322 @@
+/**
+ * The RemoteStore conformance suite: every L2 implementation (memory, Redis, Redis Cluster, a client
+ * passed in, future sharded stores) must pass the same tests. Use it from a test file:
+ *
+ *   describe.each(cases)('$name', ({ name, factory }) => storeConformance(name, factory))
+ *
+ * Keys carry a random per-run prefix, so the suite can run against a shared server in parallel with
+ * anything else. TTL checks use real, short TTLs with polling, identical for every store.
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { RemoteStore } from '../../src/stores/store.js'
+
+export interface StoreConformanceOptions {
+  /**
+   * Runs after `close()` of a store made by the factory; e.g. checks that a client passed in by the
+   * application is still open and usable.
+   */
+  afterClose?: () => Promise<void> | void
+}
+
+/** Polls `probe` until it returns true, or fails after `timeoutMs`. */
+export async function eventually(
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs = 3000,
+  what = 'condition',
+) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await probe()) return
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+function bytesOf(entry: { bytes: Uint8Array } | undefined): Buffer | undefined {
+  return entry === undefined
+    ? undefined
+    : Buffer.from(entry.bytes.buffer, entry.bytes.byteOffset, entry.bytes.byteLength)
+}
+
+export function storeConformance(
+  name: string,
+  factory: () => RemoteStore | Promise<RemoteStore>,
+  options: StoreConformanceOptions = {},
+): void {
+  describe(`${name} conforms to RemoteStore`, () => {
+    let store: RemoteStore
+    const prefix = `conformance:${randomUUID()}:`
+    let counter = 0
+    /** A key no other test (or run) uses. */
+    const key = (label = 'k') => `${prefix}${label}:${counter++}`
+    const later = 60_000
+    const max = Number.MAX_SAFE_INTEGER
+
+    beforeAll(async () => {
+      store = await factory()
+    })
+    afterAll(async () => {
+      await store?.close()
+    })
+
+    it('has a name', () => {
+      expect(typeof store.name).toBe('string')
+      expect(store.name.length).toBeGreaterThan(0)
+    })
+
+    it('resolves get() of a missing key to undefined', async () => {
+      expect(await store.get(key('missing'))).toBeUndefined()
+    })
+
+    it('round-trips arbitrary bytes, including NUL and invalid UTF-8', async () => {
+      const allBytes = Uint8Array.from({ length: 256 }, (_, i) => i)
+      const samples: Uint8Array[] = [
+        new Uint8Array([]),
+        new Uint8Array([0x00]),
+        new Uint8Array([0x74]), // 't', like a tombstone marker
+        new Uint8Array([
+          0xc3, 0x28, 0xa0, 0xa1, 0xe2, 0x28, 0xa1, 0xf0, 0x28, 0x8c, 0xbc, 0xff, 0xfe, 0x00, 0x00,
+        ]),
+        allBytes,
+        // a view into a larger buffer: only the view is stored
+        allBytes.subarray(100, 164),
+        randomBytes(1 << 20),
+      ]
+      const keys = samples.map(() => key('bytes'))
+      expect(await Promise.all(samples.map((bytes, i) => store.set(keys[i]!, bytes, 7, later)))).toEqual(
+        samples.map(() => 7),
+      )
+      const viaSetIfNewer = samples.map(() => key('bytes'))
+      expect(
+        await Promise.all(samples.map((bytes, i) => store.setIfNewer(viaSetIfNewer[i]!, bytes, 8, later))),
+      ).toEqual(samples.map(() => undefined))
+      const entries = await Promise.all([...keys, ...viaSetIfNewer].map((k) => store.get(k)))
+      entries.forEach((entry, i) => {
+        expect(entry?.version).toBe(i < samples.length ? 7 : 8)
+        expect(bytesOf(entry)?.equals(Buffer.from(samples[i % samples.length]!))).toBe(true)
+      })
+    })
+
+    it('set() writes with max(proposed, stored + 1) and resolves to that version', async () => {
+      const k = key('set')
+      expect(await store.set(k, Buffer.from('ten'), 10, later)).toBe(10)
+      // an older proposal still writes, after the stored version
+      expect(await store.set(k, Buffer.from('five'), 5, later)).toBe(11)
+      expect(await store.set(k, Buffer.from('equal'), 11, later)).toBe(12)
+      expect(await store.set(k, Buffer.from('newer'), 20, later)).toBe(20)
+      const entry = await store.get(k)
+      expect(entry?.version).toBe(20)
+      expect(bytesOf(entry)?.toString()).toBe('newer')
+    })
+
+    it('setIfNewer() writes a newer version and refuses an equal or older one', async () => {
+      const k = key('if-newer')
+      expect(await store.setIfNewer(k, Buffer.from('ten'), 10, later)).toBeUndefined()
+      expect(await store.setIfNewer(k, Buffer.from('nine'), 9, later)).toBe(10)
+      expect(await store.setIfNewer(k, Buffer.from('also ten'), 10, later)).toBe(10)
+      expect(bytesOf(await store.get(k))?.toString()).toBe('ten')
+      expect(await store.setIfNewer(k, Buffer.from('eleven'), 11, later)).toBeUndefined()
+      const entry = await store.get(k)
+      expect(entry?.version).toBe(11)
+      expect(bytesOf(entry)?.toString()).toBe('eleven')
+      // set() bumps past what setIfNewer wrote
+      expect(await store.set(k, Buffer.from('set'), 3, later)).toBe(12)
+    })
+
+    it('compares and bumps versions up to 2^53 - 1 exactly', async () => {
+      const k = key('big')
+      expect(await store.set(k, Buffer.from('a'), max - 2, later)).toBe(max - 2)
+      expect(await store.set(k, Buffer.from('b'), 1, later)).toBe(max - 1)
+      expect(await store.setIfNewer(k, Buffer.from('c'), max - 1, later)).toBe(max - 1)
+      expect(await store.setIfNewer(k, Buffer.from('d'), max, later)).toBeUndefined()
+      expect(await store.setIfNewer(k, Buffer.from('e'), max - 1, later)).toBe(max)
+      const entry = await store.get(k)
+      expect(entry?.version).toBe(max)
+      expect(bytesOf(entry)?.toString()).toBe('d')
+      const tomb = key('big-delete')
+      expect(await store.delete(tomb, max - 3, later)).toBe(max - 3)
+      expect(await store.delete(tomb, 1, later)).toBe(max - 2)
+      expect(await store.setIfNewer(tomb, Buffer.from('x'), max - 2, later)).toBe(max - 2)
+      const zero = key('zero')
+      expect(await store.set(zero, Buffer.from('z'), 0, later)).toBe(0)
+      expect((await store.get(zero))?.version).toBe(0)
+    })
+
+    it('delete() leaves a tombstone with max(proposed, stored + 1)', async () => {
+      const k = key('delete')
+      await store.set(k, Buffer.from('v5'), 5, later)
+      expect(await store.delete(k, 3, later)).toBe(6)
+      expect(await store.get(k)).toBeUndefined()
+      // the tombstone keeps the version: loads of older data are refused, writes go past it
+      expect(await store.setIfNewer(k, Buffer.from('stale load'), 6, later)).toBe(6)
+      expect(await store.get(k)).toBeUndefined()
+      expect(await store.delete(k, 2, later)).toBe(7)
+      expect(await store.set(k, Buffer.from('after'), 1, later)).toBe(8)
+      expect(bytesOf(await store.get(k))?.toString()).toBe('after')
+      expect(await store.delete(k, 100, later)).toBe(100)
+      expect(await store.setIfNewer(k, Buffer.from('newer load'), 101, later)).toBeUndefined()
+      expect((await store.get(k))?.version).toBe(101)
+    })
+
+    it('delete() of a missing key leaves a tombstone with the proposed version', async () => {
+      const k = key('delete-missing')
+      expect(await store.delete(k, 9, later)).toBe(9)
+      expect(await store.get(k)).toBeUndefined()
+      expect(await store.setIfNewer(k, Buffer.from('old'), 8, later)).toBe(9)
+      expect(await store.setIfNewer(k, Buffer.from('new'), 10, later)).toBeUndefined()
+    })
+
+    it('expires tombstones after their TTL', async () => {
+      const k = key('tombstone-ttl')
+      await store.delete(k, 50, 100)
+      expect(await store.setIfNewer(k, Buffer.from('refused'), 1, later)).toBe(50)
+      await eventually(
+        async () => (await store.setIfNewer(k, Buffer.from('accepted'), 1, later)) === undefined,
+        3000,
+        'the tombstone to expire',
+      )
+      expect((await store.get(k))?.version).toBe(1)
+    })
+
+    it('expires entries after their TTL', async () => {
+      const k = key('ttl')
+      const started = Date.now()
+      await store.set(k, Buffer.from('short'), 1, 100)
+      const fresh = await store.get(k)
+      if (Date.now() - started < 80) expect(fresh?.version).toBe(1)
+      await eventually(async () => (await store.get(k)) === undefined, 3000, 'the entry to expire')
+      expect(Date.now() - started).toBeGreaterThanOrEqual(90)
+      // an expired entry no longer orders later writes
+      expect(await store.setIfNewer(k, Buffer.from('again'), 0, later)).toBeUndefined()
+      expect(await store.set(k, Buffer.from('again'), 0, later)).toBe(1)
+    })
+
+    it('gives every write its own TTL', async () => {
+      const [k, j] = [key('ttl-replace'), key('ttl-replace')]
+      await store.set(k, Buffer.from('long'), 1, later)
+      await store.set(k, Buffer.from('short'), 2, 80)
+      await store.set(j, Buffer.from('long'), 1, later)
+      await store.setIfNewer(j, Buffer.from('short'), 2, 80)
+      await eventually(
+        async () => (await store.get(k)) === undefined && (await store.get(j)) === undefined,
+        3000,
+        'the replacements to expire',
+      )
+    })
+
+    it('keeps the TTL of an entry when setIfNewer() is refused', async () => {
+      const k = key('ttl-refused')
+      await store.set(k, Buffer.from('short'), 5, 100)
+      expect(await store.setIfNewer(k, Buffer.from('older'), 4, later)).toBe(5)
+      await eventually(async () => (await store.get(k)) === undefined, 3000, 'the entry to expire')
+    })
+
+    it('reads missing stamps as 0, in key order', async () => {
+      const [a, b] = [key('stamp'), key('stamp')]
+      expect(await store.getStamps([])).toEqual([])
+      expect(await store.bumpStamps([], later)).toEqual([])
+      expect(await store.getStamps([a, b])).toEqual([0, 0])
+      expect(await store.bumpStamps([b], later)).toEqual([1])
+      expect(await store.getStamps([a, b, a, b])).toEqual([0, 1, 0, 1])
+    })
+
+    it('bumps stamps by one and resolves to the new values', async () => {
+      const [a, b, c] = [key('stamp'), key('stamp'), key('stamp')]
+      expect(await store.bumpStamps([a, b], later)).toEqual([1, 1])
+      expect(await store.bumpStamps([b, c], later)).toEqual([2, 1])
+      expect(await store.bumpStamps([a, b, c], later)).toEqual([2, 3, 2])
+      expect(await store.getStamps([a, b, c])).toEqual([2, 3, 2])
+      const concurrent = await Promise.all(Array.from({ length: 20 }, () => store.bumpStamps([a], later)))
+      expect(concurrent.flat().sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 3))
+      expect(await store.getStamps([a])).toEqual([22])
+    })
+
+    it('extends a stamp TTL and never shortens it', async () => {
+      const [extended, kept, short] = [key('stamp-ttl'), key('stamp-ttl'), key('stamp-ttl')]
+      await store.bumpStamps([extended], 100)
+      await store.bumpStamps([extended], later)
+      await store.bumpStamps([kept], later)
+      await store.bumpStamps([kept], 50)
+      await store.bumpStamps([short], 80)
+      await eventually(async () => (await store.getStamps([short]))[0] === 0, 3000, 'the stamp to expire')
+      await sleep(150)
+      expect(await store.getStamps([extended, kept, short])).toEqual([2, 2, 0])
+      // an expired stamp starts again from 0
+      expect(await store.bumpStamps([short], later)).toEqual([1])
+    })
+
+    it('handles many keys across slots in parallel', async () => {
+      const keys = Array.from({ length: 300 }, (_, i) => key(`many-${i}`))
+      const values = keys.map((k) => Buffer.from(`value of ${k}`))
+      expect(await Promise.all(keys.map((k, i) => store.set(k, values[i]!, i + 1, later)))).toEqual(
+        keys.map((_, i) => i + 1),
+      )
+      const entries = await Promise.all(keys.map((k) => store.get(k)))
+      entries.forEach((entry, i) => {
+        expect(entry?.version).toBe(i + 1)
+        expect(bytesOf(entry)?.equals(values[i]!)).toBe(true)
+      })
+      const refused = await Promise.all(keys.map((k) => store.setIfNewer(k, Buffer.from('old'), 0, later)))
+      expect(refused).toEqual(keys.map((_, i) => i + 1))
+      const deleted = await Promise.all(
+        keys.filter((_, i) => i % 2 === 0).map((k) => store.delete(k, 0, later)),
+      )
+      expect(deleted).toEqual(keys.filter((_, i) => i % 2 === 0).map((_, i) => 2 * i + 2))
+      const after = await Promise.all(keys.map((k) => store.get(k)))
+      expect(after.map((entry) => entry?.version)).toEqual(
+        keys.map((_, i) => (i % 2 === 0 ? undefined : i + 1)),
+      )
+
+      const stampKeys = keys.map((k) => `${k}:stamp`)
+      expect(await store.bumpStamps(stampKeys.slice(0, 200), later)).toEqual(
+        stampKeys.slice(0, 200).map(() => 1),
+      )
+      const stamps = await store.getStamps(stampKeys)
+      expect(stamps).toEqual(stampKeys.map((_, i) => (i < 200 ? 1 : 0)))
+    })
+
+    it('grants a lease to one holder at a time, if the store supports leases', async () => {
+      if (!store.acquireLease || !store.releaseLease) return
+      const k = key('lease')
+      expect(await store.acquireLease(k, 'a', later)).toBe(true)
+      expect(await store.acquireLease(k, 'b', later)).toBe(false)
+      expect(await store.releaseLease(k, 'b')).toBe(false)
+      expect(await store.releaseLease(k, 'a')).toBe(true)
+      expect(await store.releaseLease(k, 'a')).toBe(false)
+      expect(await store.acquireLease(k, 'b', later)).toBe(true)
+      const contested = key('lease-race')
+      const contenders = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => store.acquireLease!(contested, `t${i}`, later)),
+      )
+      expect(contenders.filter(Boolean)).toHaveLength(1)
+    })
+
+    it('expires leases, after which the old holder cannot release the new one', async () => {
+      if (!store.acquireLease || !store.releaseLease) return
+      const k = key('lease-ttl')
+      expect(await store.acquireLease(k, 'old', 80)).toBe(true)
+      await eventually(() => store.acquireLease!(k, 'new', later), 3000, 'the lease to expire')
+      expect(await store.releaseLease(k, 'old')).toBe(false)
+      expect(await store.acquireLease(k, 'third', later)).toBe(false)
+      expect(await store.releaseLease(k, 'new')).toBe(true)
+    })
+
+    it('close() resolves for a store that was never used', async () => {
+      const unused = await factory()
+      await unused.close()
+      await options.afterClose?.()
+    })
+
+    it('close() resolves after use, twice', async () => {
+      const used = await factory()
+      const k = key('close')
+      await used.set(k, Buffer.from('x'), 1, later)
+      expect((await used.get(k))?.version).toBe(1)
+      await used.close()
+      await used.close()
+      await options.afterClose?.()
+    })
+  })
+}
