@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { type InvalidationMessage, MessageKind } from './bus/wire.js'
 import { decodeEnvelope, encodeEnvelope } from './coherence/envelope.js'
-import { CacheCore, FOREVER_MS, type L1Entry, type NamespaceState } from './core.js'
+import { CacheCore, FOREVER_MS, type L1Entry, type NamespaceState, sharedGens } from './core.js'
 import { type Duration, parseDuration } from './duration.js'
 import { CacheClosedError, InvalidOptionError, LoaderTimeoutError, LockTimeoutError } from './errors.js'
 import {
@@ -14,7 +14,7 @@ import {
   validateNamespaceName,
   validateTags,
 } from './options.js'
-import { cloneValue } from './serialization/clone.js'
+import { cloneValue, deepFreeze } from './serialization/clone.js'
 import { decode, encode } from './serialization/codec.js'
 import { type CacheStats, hitRate } from './stats/stats.js'
 
@@ -84,11 +84,14 @@ export class Cache {
   /** The value for `key`, or undefined. With a `loader` option, a miss is loaded (read-through). */
   get<T = unknown>(key: string): Promise<T | undefined> {
     const core = this.core
-    if (core.closed) return Promise.reject(new CacheClosedError())
-    try {
-      validateKey(key)
-    } catch (err) {
-      return Promise.reject(err)
+    // Short keys of type string are valid: the full check (and its error) only off the hot path.
+    if (core.closed || typeof key !== 'string' || key.length === 0 || key.length > 341) {
+      try {
+        if (core.closed) throw new CacheClosedError()
+        validateKey(key)
+      } catch (err) {
+        return Promise.reject(err)
+      }
     }
     const rel = this.ns.prefix === '' ? key : this.ns.prefix + key
     // Hot path: a fresh, current L1 entry answers without awaiting anything (unless a read may have to
@@ -96,13 +99,15 @@ export class Cache {
     const l1 = core.l1
     if (l1 !== undefined && core.coherence.trusted && !core.refreshesOnRead) {
       const entry = l1.get(rel)
+      // L1 drops an entry at its staleUntil (or l1.ttl, if sooner): without grace, an entry L1 still holds
+      // is fresh and the clock need not be read again.
       if (
         entry !== undefined &&
-        core.options.clock.now() < entry.freshUntil &&
+        (entry.staleUntil === entry.freshUntil || core.options.clock.now() < entry.freshUntil) &&
         core.coherence.isCurrent(entry.stampKeys, entry.stampGens)
       ) {
         core.counters.l1Hits++
-        return Promise.resolve(cloneValue(entry.value) as T)
+        return Promise.resolve((entry.frozen ? entry.value : cloneValue(entry.value)) as T)
       }
     }
     const loader = core.options.loader
@@ -312,6 +317,12 @@ export class Cache {
     }
   }
 
+  /** l1.isolation is 'freeze': entries of plain data are deep-frozen and shared with callers. */
+  private get freezes(): boolean {
+    const l1 = this.core.options.l1
+    return l1 !== false && l1.isolation === 'freeze'
+  }
+
   /** One L2 deadline for all the L2 calls of one cache operation (guarantee 5). */
   private deadline(): number | undefined {
     return this.core.remote?.deadline()
@@ -357,13 +368,15 @@ export class Cache {
     const { coherence, remote, counters, pending } = core
     const now = core.options.clock.now()
     const ttl = this.jittered(opts.ttl)
+    const ownCopy = cloneValue(value)
     const stampKeys =
       opts.tags === undefined
         ? this.ns.stampKeys
         : [...this.ns.stampKeys, ...opts.tags.map((tag) => `t:${tag}`)]
     const entry: L1Entry = {
       // The cache's own copy: the caller keeps `value` and may mutate it after set() returns.
-      value: cloneValue(value),
+      value: ownCopy,
+      frozen: this.freezes && deepFreeze(ownCopy),
       version: ticket?.version ?? coherence.versions.next(),
       writtenAt: now,
       loadMs: ticket?.loadMs ?? 0,
@@ -388,7 +401,7 @@ export class Cache {
       // cannot answer, the local ones do: an older generation only makes an entry look invalid.
       entry.stampGens = await core
         .stampGens(stampKeys, deadline, ticket === undefined)
-        .catch(() => stampKeys.map((k) => coherence.stampGen(k)))
+        .catch(() => sharedGens(stampKeys.map((k) => coherence.stampGen(k))))
       if (remote !== undefined) {
         const l2Key = core.l2Key(rel)
         const bytes = encodeEnvelope(
@@ -500,11 +513,11 @@ export class Cache {
   private async getSlow<T>(rel: string): Promise<T | undefined> {
     const found = await this.lookup(rel, this.deadline())
     if (found === undefined) return undefined
-    if (found.fresh) return cloneValue(found.entry.value) as T
+    if (found.fresh) return handOut(found.entry) as T
     if (!found.degraded) return undefined
     // Fail-safe: L2 cannot answer, so a stale value within grace is better than nothing.
     this.core.counters.staleServed++
-    return cloneValue(found.entry.value) as T
+    return handOut(found.entry) as T
   }
 
   /**
@@ -563,8 +576,10 @@ export class Cache {
     if (envelope.staleUntil <= core.options.clock.now()) return undefined
     const gens = await core.stampGens(envelope.stampKeys, deadline)
     for (let i = 0; i < gens.length; i++) if (gens[i]! > envelope.stampGens[i]!) return undefined
+    const value = decode(envelope.payload)
     const entry: L1Entry = {
-      value: decode(envelope.payload),
+      value,
+      frozen: this.freezes && deepFreeze(value),
       version: stored.version,
       writtenAt: envelope.writtenAt,
       loadMs: envelope.loadMs,
@@ -599,23 +614,22 @@ export class Cache {
       if (this.refreshDue(found.entry, opts.refreshAhead, now) && !core.flights.has(rel)) {
         this.load(rel, key, loader, opts, found.entry, this.deadline()).catch(() => {})
       }
-      return cloneValue(found.entry.value) as T
+      return handOut(found.entry) as T
     }
     const stale = found !== undefined && now < found.entry.staleUntil ? found.entry : undefined
     if (stale !== undefined) {
       const lastFailure = core.loaderFailures.get(rel)
       if (lastFailure === undefined || now - lastFailure >= core.options.failSafeThrottle) {
         const outcome = await within(this.load(rel, key, loader, opts, stale, deadline), opts.soft)
-        if (outcome.status === 'done' && outcome.value !== undefined)
-          return cloneValue(outcome.value.value) as T
+        if (outcome.status === 'done' && outcome.value !== undefined) return handOut(outcome.value) as T
       }
       core.counters.staleServed++
-      return cloneValue(stale.value) as T
+      return handOut(stale) as T
     }
     const outcome = await within(this.load(rel, key, loader, opts, undefined, deadline), opts.hard)
     if (outcome.status === 'timeout') throw new LoaderTimeoutError(key, opts.hard)
     if (outcome.status === 'failed') throw outcome.error
-    return outcome.value === undefined ? undefined : (cloneValue(outcome.value.value) as T)
+    return outcome.value === undefined ? undefined : (handOut(outcome.value) as T)
   }
 
   /** refreshAhead: past that fraction of the TTL. earlyRefresh (XFetch): with probability rising towards expiry. */
@@ -748,6 +762,11 @@ export class Cache {
       coherence.endFill()
     }
   }
+}
+
+/** What a caller gets: the shared frozen value, or its own copy. */
+function handOut(entry: L1Entry): unknown {
+  return entry.frozen ? entry.value : cloneValue(entry.value)
 }
 
 type Outcome<T> = { status: 'done'; value: T } | { status: 'failed'; error: unknown } | { status: 'timeout' }

@@ -22,7 +22,10 @@ export interface NamespaceState {
 
 /** One L1 slot's content. `value` is the cache's own copy; callers always get a clone of it. */
 export interface L1Entry {
+  /** The cache's own copy. Callers get a clone of it, or with isolation 'freeze' it itself if `frozen`. */
   value: unknown
+  /** The value is deep-frozen plain data: it can be handed to callers without a copy. */
+  frozen: boolean
   version: number
   writtenAt: number
   /** How long the loader took to produce the value (0 for set). */
@@ -156,7 +159,11 @@ export class CacheCore {
    * The generations of `stampKeys`: from L2 when `fromL2` (or the local table is not trusted), else from
    * the local table, fetching from L2 only the stamps it does not know. May throw: L2 unreachable.
    */
-  async stampGens(stampKeys: readonly string[], deadline?: number, fromL2 = false): Promise<number[]> {
+  async stampGens(
+    stampKeys: readonly string[],
+    deadline?: number,
+    fromL2 = false,
+  ): Promise<readonly number[]> {
     const { coherence, remote } = this
     if (remote !== undefined) {
       const unknown =
@@ -170,7 +177,7 @@ export class CacheCore {
         for (let i = 0; i < unknown.length; i++) coherence.raiseStamp(unknown[i]!, gens[i] ?? 0, now)
       }
     }
-    return stampKeys.map((key) => coherence.stampGen(key))
+    return sharedGens(stampKeys.map((key) => coherence.stampGen(key)))
   }
 
   // ---- L1 ---------------------------------------------------------------------------------------
@@ -224,7 +231,7 @@ export class CacheCore {
     this.busConnected = true
     this.counters.busReconnects++
     this.l1?.clear()
-    this.coherence.stamps.clear()
+    this.coherence.forgetStamps()
     this.coherence.markAll()
     this.coherence.trusted = true
     void this.pending.retry()
@@ -337,4 +344,14 @@ export class CacheCore {
     await Promise.allSettled([this.subscription?.unsubscribe()])
     await Promise.allSettled([this.options.l2?.close(), this.options.bus?.close()])
   }
+}
+
+const ZERO_GENS: (readonly number[])[] = []
+
+/** Most entries are written under generation 0 of every stamp: they share one frozen array per length. */
+export function sharedGens(gens: number[]): readonly number[] {
+  for (const gen of gens) if (gen !== 0) return gens
+  const length = gens.length
+  ZERO_GENS[length] ??= Object.freeze(new Array<number>(length).fill(0))
+  return ZERO_GENS[length]!
 }

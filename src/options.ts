@@ -22,6 +22,13 @@ export interface L1Options {
   ttl?: Duration
   /** How often expired entries are swept. @default '1s' */
   sweepInterval?: Duration
+  /**
+   * How callers are kept from changing each other's values. 'copy': every read returns a fresh deep copy.
+   * 'freeze': values made only of plain objects, arrays and primitives are deep-frozen once and shared
+   * (reads cost nothing; mutating one throws a TypeError in strict mode); other values are copied.
+   * @default 'copy'
+   */
+  isolation?: 'copy' | 'freeze'
 }
 
 export interface DistributedLockOptions {
@@ -92,7 +99,14 @@ export interface ResolvedOptions {
   ttl: number
   jitter: number
   l1:
-    | { maxEntries?: number; maxBytes?: number; policy: EvictionPolicy; ttl: number; sweepInterval: number }
+    | {
+        maxEntries?: number
+        maxBytes?: number
+        policy: EvictionPolicy
+        ttl: number
+        sweepInterval: number
+        isolation: 'copy' | 'freeze'
+      }
     | false
   l2: RemoteStore | undefined
   bus: Bus | undefined
@@ -135,7 +149,7 @@ const KNOWN_OPTIONS = new Set([
   'clock',
   'random',
 ])
-const KNOWN_L1_OPTIONS = new Set(['maxEntries', 'maxBytes', 'policy', 'ttl', 'sweepInterval'])
+const KNOWN_L1_OPTIONS = new Set(['maxEntries', 'maxBytes', 'policy', 'ttl', 'sweepInterval', 'isolation'])
 const POLICIES: readonly EvictionPolicy[] = ['lru', 'lfu', 'fifo', 'tinylfu']
 const NAMESPACE_RE = /^[A-Za-z0-9_.-]+$/
 const DEFAULT_L1_TTL_WITH_L2 = 60_000
@@ -263,7 +277,16 @@ function resolveL1(l1: CacheOptions['l1'], ttl: number, hasL2: boolean): Resolve
         ? defaultTtl
         : parseDuration(given.ttl, 'l1.ttl', { allowZero: false, allowInfinite: true }),
     sweepInterval: parseDuration(given.sweepInterval ?? '1s', 'l1.sweepInterval', { allowZero: false }),
+    isolation: resolveIsolation(given.isolation),
   }
+}
+
+function resolveIsolation(given: unknown): 'copy' | 'freeze' {
+  if (given === undefined) return 'copy'
+  if (given !== 'copy' && given !== 'freeze') {
+    throw new InvalidOptionError('l1.isolation', `must be 'copy' or 'freeze', got ${describe(given)}`)
+  }
+  return given
 }
 
 export function validateNamespaceName(name: unknown, option: string): asserts name is string {

@@ -108,3 +108,42 @@ describe('mutation isolation', () => {
     expect(await cache.get('k')).toEqual({ list: [1, 2] })
   })
 })
+
+describe("l1.isolation: 'freeze'", () => {
+  it('shares one deep-frozen copy of plain data; mutating it throws and changes nothing', async () => {
+    const cache = createCache({
+      namespace: 'freeze',
+      l1: { maxEntries: 10, isolation: 'freeze' },
+      l2: memoryStore(),
+    })
+    caches.push(cache)
+    const original = { user: { name: 'Ada', roles: ['admin'] } }
+    await cache.set('k', original)
+    expect(Object.isFrozen(original)).toBe(false) // the caller's object is left alone
+    const first = (await cache.get('k')) as typeof original
+    const second = (await cache.get('k')) as typeof original
+    expect(first).toBe(second) // no copy
+    expect(Object.isFrozen(first.user.roles)).toBe(true)
+    expect(() => {
+      first.user.name = 'changed'
+    }).toThrow(TypeError)
+    expect(() => first.user.roles.push('root')).toThrow(TypeError)
+    expect(await cache.get('k')).toEqual({ user: { name: 'Ada', roles: ['admin'] } })
+  })
+
+  it('still copies values that freezing cannot protect (Map, Set, Date, binary)', async () => {
+    const cache = createCache({ namespace: 'freeze', l1: { maxEntries: 10, isolation: 'freeze' } })
+    caches.push(cache)
+    await cache.set('k', { seen: new Set([1]), when: new Date(0) })
+    const first = (await cache.get('k')) as { seen: Set<number>; when: Date }
+    first.seen.add(2)
+    first.when.setTime(5)
+    expect(await cache.get('k')).toEqual({ seen: new Set([1]), when: new Date(0) })
+  })
+
+  it('rejects an unknown isolation mode', () => {
+    expect(() => createCache({ l1: { isolation: 'share' as never } })).toThrow(
+      expect.objectContaining({ code: 'E_INVALID_OPTION', option: 'l1.isolation' }),
+    )
+  })
+})

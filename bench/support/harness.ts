@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 /**
  * A minimal benchmark harness: every contender runs the same pre-generated workload in the same
  * process, a few rounds each, interleaved so that machine noise hits all of them alike; the median round
@@ -56,5 +57,5 @@ export function ratio(value: number, base: number): string {
 }
 
 export function machineLine(): string {
-  return `Node ${process.version}, ${process.platform}/${process.arch}, ${(globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? '?'} cores`
+  return `Node ${process.version}, ${process.platform}/${process.arch}, ${availableParallelism()} cores`
 }

@@ -48,6 +48,8 @@ export class Coherence {
   readonly nodeId: Buffer = randomBytes(8)
   readonly versions: VersionClock
   readonly stamps = new Map<string, Stamp>()
+  /** How many stamps in the table are above generation 0 (the hit path skips stamp checks while none are). */
+  private movedStamps = 0
   /** False while the bus (if any) is not known to be delivering every invalidation. */
   trusted: boolean
 
@@ -107,8 +109,11 @@ export class Coherence {
 
   raiseStamp(key: string, gen: number, now: number): void {
     const stamp = this.stamps.get(key)
-    if (stamp === undefined) this.stamps.set(key, { gen, seenAt: now })
-    else if (gen > stamp.gen) {
+    if (stamp === undefined) {
+      this.stamps.set(key, { gen, seenAt: now })
+      if (gen > 0) this.movedStamps++
+    } else if (gen > stamp.gen) {
+      if (stamp.gen === 0) this.movedStamps++
       stamp.gen = gen
       stamp.seenAt = now
     }
@@ -121,8 +126,9 @@ export class Coherence {
 
   /** True if no known stamp has moved past the generation the entry recorded for it. */
   isCurrent(stampKeys: readonly string[], stampGens: readonly number[]): boolean {
+    // Until some tag or namespace has been invalidated, every entry is current: no lookups at all.
+    if (this.movedStamps === 0) return true
     const stamps = this.stamps
-    if (stamps.size === 0) return true
     for (let i = 0; i < stampKeys.length; i++) {
       const stamp = stamps.get(stampKeys[i]!)
       if (stamp !== undefined && stamp.gen > stampGens[i]!) return false
@@ -133,7 +139,16 @@ export class Coherence {
   /** Forgets stamps learned more than `maxAgeMs` ago: no L1 entry they could apply to is still alive. */
   pruneStamps(now: number, maxAgeMs: number): void {
     for (const [key, stamp] of this.stamps) {
-      if (now - stamp.seenAt > maxAgeMs) this.stamps.delete(key)
+      if (now - stamp.seenAt > maxAgeMs) {
+        this.stamps.delete(key)
+        if (stamp.gen > 0) this.movedStamps--
+      }
     }
+  }
+
+  /** Forgets every stamp (after a bus reconnect: any of them may be out of date). */
+  forgetStamps(): void {
+    this.stamps.clear()
+    this.movedStamps = 0
   }
 }

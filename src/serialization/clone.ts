@@ -131,3 +131,19 @@ function cloneLongArray(src: unknown[]): unknown[] {
   }
   return copy
 }
+
+/**
+ * Deep-freezes a value made only of primitives, plain objects and arrays, and returns true; returns false
+ * (leaving it partly frozen, which is harmless for the cache's own copy) if it holds anything
+ * Object.freeze cannot make immutable: Map, Set, Date, Buffer and typed arrays keep mutable contents.
+ */
+export function deepFreeze(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return true
+  const proto = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) return false
+  for (const key of Object.keys(value)) {
+    if (!deepFreeze((value as Record<string, unknown>)[key])) return false
+  }
+  Object.freeze(value)
+  return true
+}
