@@ -3,6 +3,7 @@
  * a randomized model test that runs a LocalTier side by side with a simple reference.
  */
 import { expect } from 'vitest'
+import { mulberry32 } from '../bench/support/random.js'
 import { ManualClock } from '../src/clock.js'
 import { LocalTier } from '../src/local/local-tier.js'
 import type { EvictionCause, EvictionPolicy, LocalTierOptions } from '../src/local/types.js'
@@ -35,16 +36,8 @@ export function policyOf<P>(tier: object): P {
   return (tier as unknown as { policy: P }).policy
 }
 
-/** A seeded PRNG for the model tests (mulberry32). */
-export function seeded(seed: number): () => number {
-  let state = seed | 0
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded PRNG for the model tests. */
+export const seeded = mulberry32
 
 interface RefEntry {
   value: number

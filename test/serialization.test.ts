@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { mulberry32 } from '../bench/support/random.js'
 import { CorruptEntryError, UnserializableValueError } from '../src/errors.js'
 import { cloneValue } from '../src/serialization/clone.js'
 import { decode, encode, FORMAT_VERSION, MAX_DEPTH } from '../src/serialization/codec.js'
@@ -812,16 +813,6 @@ describe('corrupt input', () => {
 
 // ---------------------------------------------------------------------------------------------
 // Property-style: seeded random nested values.
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function generator(random: () => number) {
   const int = (n: number) => Math.floor(random() * n)

@@ -1,3 +1,4 @@
+import { mulberry32 } from '../../bench/support/random.js'
 import type { Cache } from '../../src/index.js'
 
 /**
@@ -57,17 +58,6 @@ export interface CheckerReport {
 }
 
 const now = () => performance.now()
-
-function mulberry32(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function tagsOf(key: string): string[] {
   const n = Number(key.slice(1))
