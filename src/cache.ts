@@ -177,16 +177,23 @@ export class Cache {
           try {
             versions[i] = await remote.delete(l2Key, proposed, tombstoneTtl, deadline)
             coherence.versions.observe(versions[i]!)
+            core.supersede(rel, versions[i]!)
             delivered.push(i)
           } catch {
             core.counters.l2Errors++
+            // Reads here see the delete until it reaches L2 (read-your-writes), even if L2 still has the value.
+            const own = core.keepUnsent(rel, proposed, undefined)
             // Redo it later unless a newer write reached L2 in the meantime.
             pending.add(`k:${rel}`, {
               rank: proposed,
               redo: async () => {
                 const stored = await remote.get(l2Key)
-                if (stored !== undefined && stored.version > proposed) return undefined
+                if (stored !== undefined && stored.version > proposed) {
+                  core.sent(rel, own, stored.version)
+                  return undefined
+                }
                 const version = await remote.delete(l2Key, proposed, core.tombstoneTtl())
+                core.sent(rel, own, version)
                 return this.keysMessage([rel], [version])
               },
             })
@@ -423,6 +430,7 @@ export class Cache {
             if (newer !== undefined) {
               // Someone wrote the key while we loaded: their value stays, ours only answers our callers.
               coherence.versions.observe(newer)
+              core.supersede(rel, newer)
               counters.staleFillsRefused++
               const existing = core.l1?.peek(rel)
               if (existing !== undefined && existing.version < newer) core.l1!.delete(rel)
@@ -432,15 +440,18 @@ export class Cache {
             entry.version = await remote.set(l2Key, bytes, entry.version, l2Ttl, deadline)
             coherence.versions.observe(entry.version)
           }
+          core.supersede(rel, entry.version)
         } catch {
           counters.l2Errors++
           // Redis is unreachable: this node keeps its write (read-your-writes) and retries it later,
           // unless L2 holds something newer by then.
           const proposed = entry.version
+          const own = core.keepUnsent(rel, proposed, entry)
           pending.add(`k:${rel}`, {
             rank: proposed,
             redo: async () => {
               const newer = await remote.setIfNewer(l2Key, bytes, proposed, l2Ttl)
+              core.sent(rel, own, newer ?? proposed)
               return newer === undefined ? this.keysMessage([rel], [proposed]) : undefined
             },
           })
@@ -492,18 +503,23 @@ export class Cache {
       gens = await remote.bumpStamps(l2Keys, core.stampTtl(), remote.deadline())
     } catch {
       core.counters.l2Errors++
-      // Locally the invalidation takes effect at once; L2 and the other nodes get it on retry.
-      applyLocally(stampKeys.map((key) => coherence.stampGen(key) + 1))
+      // Locally the invalidation takes effect at once (and stays in effect until L2 has it, even if the
+      // stamp table is forgotten meanwhile); L2 and the other nodes get it on retry.
+      const assumed = stampKeys.map((key) => coherence.stampGen(key) + 1)
+      applyLocally(assumed)
+      for (let i = 0; i < stampKeys.length; i++) core.unsentStamps.set(stampKeys[i]!, assumed[i]!)
       pending.add(id, {
         rank,
         redo: async () => {
           const bumped = await remote.bumpStamps(l2Keys, core.stampTtl())
           applyLocally(bumped)
+          for (const key of stampKeys) core.unsentStamps.delete(key)
           return message(bumped)
         },
       })
       return
     }
+    for (const key of stampKeys) core.unsentStamps.delete(key)
     applyLocally(gens)
     if (!(await core.publish(message(gens)))) pending.addAnnouncement(id, rank, message(gens))
   }
@@ -525,6 +541,20 @@ export class Cache {
    * grace. When L2 cannot be reached, L1 answers even while untrusted (degradation beats failure).
    */
   private async lookup(rel: string, deadline: number | undefined): Promise<Lookup> {
+    // Taken before reading: if the retry lands while we read, what we read may predate it.
+    const own = this.core.unsent.get(rel)
+    const found = await this.lookupTiers(rel, deadline)
+    if (own === undefined || (found !== undefined && found.entry.version >= own.version)) return found
+    // This node's own write that L2 had not got yet (Redis was unreachable): it answers until its retry
+    // lands (read-your-writes), unless a tag or namespace invalidation made here since voids it.
+    const entry = own.entry
+    if (entry === undefined || !this.core.coherence.isCurrent(entry.stampKeys, entry.stampGens)) {
+      return undefined
+    }
+    return { entry, fresh: this.core.options.clock.now() < entry.freshUntil, degraded: false }
+  }
+
+  private async lookupTiers(rel: string, deadline: number | undefined): Promise<Lookup> {
     const core = this.core
     const { l1, remote, coherence, counters } = core
     const now = core.options.clock.now()

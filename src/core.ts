@@ -38,6 +38,12 @@ export interface L1Entry {
   stampGens: readonly number[]
 }
 
+/** A write of this node that L2 has not got yet (see CacheCore.unsent). */
+export interface UnsentWrite {
+  version: number
+  entry: L1Entry | undefined
+}
+
 const STAMP_TTL_MARGIN_MS = 60_000 // stamps outlive the entries they judge by at least this much
 export const FOREVER_MS = 365 * 86_400_000 // what "no expiry" means for an L2 key or stamp
 const RETRY_INTERVAL_MS = 1_000 // how often pending writes are retried while L2 or the bus is down
@@ -63,6 +69,14 @@ export class CacheCore {
   readonly refreshesOnRead: boolean
   /** When each key's loader last failed (for failSafeThrottle). */
   readonly loaderFailures = new Map<string, number>()
+  /**
+   * This node's writes that did not reach L2 (Redis unreachable), by key, until their retry lands or a
+   * newer write supersedes them. Reads answer from them (read-your-writes) whatever L1 dropped meanwhile
+   * (a bus reconnect purges it) and whatever older value L2 still holds. `entry` undefined: a delete.
+   */
+  readonly unsent = new Map<string, UnsentWrite>()
+  /** Stamps this node bumped that L2 has not got yet, with the generation assumed locally. */
+  readonly unsentStamps = new Map<string, number>()
   busConnected = false
   closed = false
   private readonly channel: string
@@ -180,6 +194,43 @@ export class CacheCore {
     return sharedGens(stampKeys.map((key) => coherence.stampGen(key)))
   }
 
+  // ---- writes L2 has not got yet --------------------------------------------------------------------
+
+  /** Records a write of `rel` that failed to reach L2 (unless a newer one is recorded); returns the record. */
+  keepUnsent(rel: string, version: number, entry: L1Entry | undefined): UnsentWrite {
+    const existing = this.unsent.get(rel)
+    if (existing !== undefined && existing.version > version) return existing
+    const own = { version, entry }
+    this.unsent.set(rel, own)
+    return own
+  }
+
+  /**
+   * The retry of `own` reached L2, or found a newer write there: L2 now holds `version` of `rel`, so reads
+   * no longer need the record. Older L1 entries, and fills of older versions still in flight (they may
+   * have read L2 before the retry landed), must not answer any more.
+   */
+  sent(rel: string, own: UnsentWrite, version: number): void {
+    this.coherence.versions.observe(version)
+    this.coherence.markKey(rel, version)
+    const existing = this.l1?.peek(rel)
+    if (existing !== undefined && existing.version < version) this.l1!.delete(rel)
+    if (this.unsent.get(rel) === own) this.unsent.delete(rel)
+  }
+
+  /** A write of `rel` with `version` reached L2: older unsent writes of this node are superseded. */
+  supersede(rel: string, version: number): void {
+    const own = this.unsent.get(rel)
+    if (own !== undefined && own.version <= version) this.unsent.delete(rel)
+  }
+
+  /** Stamps bumped here but not yet in L2 stay raised, even when the stamp table is forgotten or pruned. */
+  private restoreUnsentStamps(): void {
+    if (this.unsentStamps.size === 0) return
+    const now = this.options.clock.now()
+    for (const [key, gen] of this.unsentStamps) this.coherence.raiseStamp(key, gen, now)
+  }
+
   // ---- L1 ---------------------------------------------------------------------------------------
 
   /**
@@ -192,6 +243,9 @@ export class CacheCore {
     if (l1 === undefined) return
     const existing = l1.peek(rel)
     if (existing !== undefined && existing.version > entry.version) return
+    // Never an older value over this node's own write that L2 has not got yet.
+    const own = this.unsent.get(rel)
+    if (own !== undefined && own.version > entry.version) return
     if (!this.coherence.fillAllowed(rel, fillToken, entry.version)) {
       this.counters.staleFillsRefused++
       if (existing !== undefined) l1.delete(rel)
@@ -232,6 +286,7 @@ export class CacheCore {
     this.counters.busReconnects++
     this.l1?.clear()
     this.coherence.forgetStamps()
+    this.restoreUnsentStamps()
     this.coherence.markAll()
     this.coherence.trusted = true
     void this.pending.retry()
@@ -260,6 +315,7 @@ export class CacheCore {
         const version = numbers[i]!
         coherence.versions.observe(version)
         coherence.markKey(rel, version)
+        this.supersede(rel, version)
         const entry = l1?.peek(rel)
         if (entry !== undefined && entry.version <= version) l1!.delete(rel)
         this.wakeWaiters(rel)
@@ -325,6 +381,7 @@ export class CacheCore {
     }
     // A stamp matters only while an entry recorded under an older generation may still be in this L1.
     this.coherence.pruneStamps(now, Math.min(this.trustWindowMs, this.longestLifetimeMs))
+    this.restoreUnsentStamps()
   }
 
   whenReady(): Promise<void> {

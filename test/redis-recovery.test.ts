@@ -1,0 +1,188 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { type Cache, createCache } from '../src/index.js'
+import { redisBus, redisStore } from '../src/redis.js'
+import { uniqueNamespace } from './support/redis-fleet.js'
+import { type RedisServer, redisCommand, startRedis } from './support/redis-server.js'
+import { eventually } from './support/store-conformance.js'
+
+// Issue 3: writes made while Redis is down are not lost. Each test has a Redis server of its own, kills
+// it and starts it again empty (it keeps nothing on disk), so whatever L2 holds afterwards was put there
+// by the retry of a pending write.
+
+let server: RedisServer | undefined
+let a: Cache
+let b: Cache
+let namespace: string
+
+async function startNodes() {
+  namespace = uniqueNamespace('recovery')
+  const make = () =>
+    createCache({
+      namespace,
+      l2: redisStore({ url: server!.url }),
+      bus: redisBus({ url: server!.url }),
+      l2Timeout: '200ms',
+    })
+  a = make()
+  b = make()
+  await Promise.all([a.ready(), b.ready()])
+}
+
+beforeEach(async (context) => {
+  // The last test needs a server that keeps its data across the outage; every other one an empty restart.
+  const persistent = context.task.name.includes('loses no data')
+  server = await startRedis(persistent ? { args: ['--appendonly', 'yes', '--appendfsync', 'always'] } : {})
+  await startNodes()
+})
+
+afterEach(async () => {
+  await Promise.allSettled([a?.close(), b?.close()])
+  await server?.stop()
+  server = undefined
+})
+
+/** Raw GET on the test's own server (no client library involved). */
+async function rawGet(key: string): Promise<string | null> {
+  return (await redisCommand(server!.port, ['GET', key])) as string | null
+}
+
+/**
+ * Reads `key` on A over and over until A has no pending write left, and returns every answer: A must
+ * keep seeing its own write during the whole recovery (read-your-writes), not only during the outage.
+ */
+async function readWhileRecovering(node: Cache, key: string): Promise<unknown[]> {
+  const answers: unknown[] = []
+  await eventually(
+    async () => {
+      answers.push(await node.get(key))
+      return node.stats().pending === 0
+    },
+    15_000,
+    'the pending writes to go out',
+  )
+  answers.push(await node.get(key))
+  return answers
+}
+
+async function outage(during: () => Promise<void>) {
+  await server!.kill('SIGKILL')
+  await during()
+  await server!.start()
+}
+
+describe('recovery of writes made while Redis is down (issue 3)', () => {
+  it('a set during the outage reaches L2 and the other node once Redis is back', async () => {
+    await a.set('k', 'v1')
+    expect(await b.get('k')).toBe('v1')
+    expect(await b.get('k')).toBe('v1')
+    expect(b.stats().l1.hits).toBeGreaterThanOrEqual(1) // B holds it in L1
+
+    await outage(async () => {
+      await expect(a.set('k', 'v2')).resolves.toBeUndefined()
+      expect(a.stats().pending).toBeGreaterThan(0)
+      expect(await a.get('k')).toBe('v2') // read-your-writes, from L1, while L2 cannot answer
+      expect(await a.get('k')).toBe('v2')
+    })
+
+    const answers = await readWhileRecovering(a, 'k')
+    expect(answers.filter((answer) => answer !== 'v2')).toEqual([])
+    await eventually(async () => (await b.get('k')) === 'v2', 10_000, "B to see A's value")
+    expect(a.stats().pending).toBe(0)
+    expect(a.stats().recovered).toBeGreaterThan(0)
+    // The value is in the restarted (empty) server: the retry wrote it.
+    expect(await rawGet(`${namespace}:k`)).toContain('v2')
+    expect(await b.get('k')).toBe('v2')
+  })
+
+  it('a delete during the outage leaves its tombstone in L2 once Redis is back', async () => {
+    await a.set('k', 'v1')
+    expect(await b.get('k')).toBe('v1')
+    expect(await b.get('k')).toBe('v1')
+
+    await outage(async () => {
+      await expect(a.delete('k')).resolves.toBeUndefined()
+      expect(a.stats().pending).toBeGreaterThan(0)
+      expect(await a.get('k')).toBeUndefined()
+    })
+
+    const answers = await readWhileRecovering(a, 'k')
+    expect(answers.filter((answer) => answer !== undefined)).toEqual([])
+    await eventually(async () => (await b.get('k')) === undefined, 10_000, 'B to see the delete')
+    expect(a.stats().pending).toBe(0)
+    expect(a.stats().recovered).toBeGreaterThan(0)
+    // A tombstone ('t' + 15 hex digits of the version), written by the retry.
+    expect(await rawGet(`${namespace}:k`)).toMatch(/^t[0-9a-f]{15}$/)
+    expect(await b.get('k')).toBeUndefined()
+  })
+
+  it('an invalidateTags during the outage bumps the tag in L2 once Redis is back', async () => {
+    await a.set('tagged', 'v1', { tags: ['group'] })
+    await a.set('untagged', 'u1')
+    expect(await b.get('tagged')).toBe('v1')
+    expect(await b.get('tagged')).toBe('v1')
+
+    await outage(async () => {
+      await expect(a.invalidateTags(['group'])).resolves.toBeUndefined()
+      expect(a.stats().pending).toBeGreaterThan(0)
+      expect(await a.get('tagged')).toBeUndefined()
+    })
+
+    const answers = await readWhileRecovering(a, 'tagged')
+    expect(answers.filter((answer) => answer !== undefined)).toEqual([])
+    await eventually(async () => (await b.get('tagged')) === undefined, 10_000, 'B to see the invalidation')
+    expect(a.stats().pending).toBe(0)
+    expect(a.stats().recovered).toBeGreaterThan(0)
+    expect(await rawGet(`${namespace}#t:group`)).toBe('1')
+
+    // After the recovery, tags work across the nodes as before.
+    await b.set('tagged', 'v2', { tags: ['group'] })
+    expect(await a.get('tagged')).toBe('v2')
+    await b.invalidateTags(['group'])
+    await eventually(
+      async () => (await a.get('tagged')) === undefined,
+      3000,
+      'A to see the next invalidation',
+    )
+  })
+
+  it('an outage that loses no data: A never reads the values its delete, invalidateTags and set replaced', async () => {
+    await a.set('deleted', 'old')
+    await a.set('tagged', 'old', { tags: ['group'] })
+    await a.set('overwritten', 'old')
+    for (const key of ['deleted', 'tagged', 'overwritten']) expect(await b.get(key)).toBe('old')
+
+    // SIGTERM: the server writes its append-only file and comes back with every key.
+    await server!.kill('SIGTERM')
+    await a.delete('deleted')
+    await a.invalidateTags(['group'])
+    await a.set('overwritten', 'new')
+    expect(a.stats().pending).toBe(3)
+    expect(await a.get('deleted')).toBeUndefined()
+    expect(await a.get('tagged')).toBeUndefined()
+    expect(await a.get('overwritten')).toBe('new')
+    await server!.start()
+    expect(await rawGet(`${namespace}:deleted`)).toContain('old') // L2 still has what A replaced
+
+    // While the retries have not landed, L2 still holds 'old' for all three: A must not read it.
+    const answers: Record<string, unknown[]> = { deleted: [], tagged: [], overwritten: [] }
+    await eventually(
+      async () => {
+        for (const key of Object.keys(answers)) answers[key]!.push(await a.get(key))
+        return a.stats().pending === 0
+      },
+      15_000,
+      'the pending writes to go out',
+    )
+    for (const key of Object.keys(answers)) answers[key]!.push(await a.get(key))
+    expect(answers.deleted!.filter((answer) => answer !== undefined)).toEqual([])
+    expect(answers.tagged!.filter((answer) => answer !== undefined)).toEqual([])
+    expect(answers.overwritten!.filter((answer) => answer !== 'new')).toEqual([])
+    expect(a.stats().recovered).toBeGreaterThanOrEqual(3)
+
+    // And B, which held 'old' for all three in L1, converges on A's writes.
+    await eventually(async () => (await b.get('deleted')) === undefined, 10_000, 'B to see the delete')
+    await eventually(async () => (await b.get('tagged')) === undefined, 10_000, 'B to see the invalidation')
+    await eventually(async () => (await b.get('overwritten')) === 'new', 10_000, 'B to see the set')
+    expect(await rawGet(`${namespace}:deleted`)).toMatch(/^t[0-9a-f]{15}$/)
+  })
+})
