@@ -57,7 +57,8 @@ describe.each(TOPOLOGIES)('randomized coherence checker (%s)', (topology) => {
       const reconnects = fleet.nodes.map((node) => node.stats().bus.reconnects)
       console.log(
         `coherence checker (${topology}): ${report.operations} operations (${report.reads} reads, ${report.writes} writes), ` +
-          `${report.disruptions} bus disconnects, reconnects per node ${reconnects.join('/')}, ${report.violations.length} violations`,
+          `${report.disruptions} bus disconnects, reconnects per node ${reconnects.join('/')}, ` +
+          `${report.degradedReads} degraded reads, ${report.violations.length} violations`,
       )
       for (const v of report.violations.slice(0, 5)) console.log(JSON.stringify(v))
       expect(report.operations).toBeGreaterThan(1_000)
