@@ -341,8 +341,8 @@ export class RedisConnection {
    * server it is ignored. Commands issued in the same tick are pipelined by node-redis.
    */
   send(key: RedisArgument | undefined, args: RedisArgument[], readonly = false): Promise<unknown> {
-    if (this.connected && !this.closed) return this.track(this.dispatch(key, args, readonly))
-    return this.ready().then(() => this.track(this.dispatch(key, args, readonly)))
+    if (this.connected && !this.closed) return this.dispatch(key, args, readonly)
+    return this.ready().then(() => this.dispatch(key, args, readonly))
   }
 
   async close(): Promise<void> {
@@ -389,24 +389,33 @@ export class RedisConnection {
     return this.refreshing
   }
 
+  /**
+   * Sends the command and counts it in flight until it settles (close() waits for those). This is the
+   * hot path of every L2 call: one reaction per command (`.finally()` would chain three promises), with
+   * the Cluster's topology refresh on connection errors folded into the same rejection handler.
+   */
   private dispatch(
     key: RedisArgument | undefined,
     args: RedisArgument[],
     readonly: boolean,
   ): Promise<unknown> {
     const client = this.client!
-    if (!this.isCluster) return (client as NodeRedisClient).sendCommand(args, BUFFERS)
-    return (client as NodeRedisCluster).sendCommand(key, readonly, args, BUFFERS).catch((error: unknown) => {
-      if (isConnectionError(error)) void this.refreshTopology()
-      throw error
-    })
+    const reply = this.isCluster
+      ? (client as NodeRedisCluster).sendCommand(key, readonly, args, BUFFERS)
+      : (client as NodeRedisClient).sendCommand(args, BUFFERS)
+    this.inflight++
+    return reply.then(this.settled, this.failed)
   }
 
-  private track(promise: Promise<unknown>): Promise<unknown> {
-    this.inflight++
-    return promise.finally(() => {
-      if (--this.inflight === 0 && this.onIdle) this.onIdle()
-    })
+  private readonly settled = (value: unknown): unknown => {
+    if (--this.inflight === 0 && this.onIdle) this.onIdle()
+    return value
+  }
+
+  private readonly failed = (error: unknown): never => {
+    if (--this.inflight === 0 && this.onIdle) this.onIdle()
+    if (this.isCluster && isConnectionError(error)) void this.refreshTopology()
+    throw error
   }
 
   private async ready(): Promise<void> {
@@ -684,8 +693,12 @@ class RedisStore implements RemoteStore {
     if (value === null || (value.length === HEADER_BYTES && value[0] === TOMBSTONE)) return undefined
     const version = value.length >= HEADER_BYTES ? decodeVersion(value) : Number.NaN
     if (Number.isNaN(version)) throw new CorruptEntryError(`L2 entry ${key} has no version header`)
-    // Copy: the reply is a view into node-redis' socket chunk, which we must not keep alive.
-    return { bytes: new Uint8Array(value.subarray(HEADER_BYTES)), version }
+    // No copy: `bytes` is a view into the socket chunk node-redis read the reply from (a fresh buffer per
+    // read, never reused or written to). The cache decodes it at once and keeps nothing that points into
+    // it (the codec copies binary leaves), so the chunk lives no longer than the call. Copying cost about
+    // 1 µs per 1 KiB get (a fresh ArrayBuffer each time), a tenth of the whole L2 hit path. Like
+    // memoryStore's, these bytes are shared: a caller of the store that keeps them should copy them.
+    return { bytes: value.subarray(HEADER_BYTES), version }
   }
 
   async set(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number> {
