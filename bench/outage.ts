@@ -121,7 +121,9 @@ const coherent: Contender = {
         const ms = performance.now() - started
         if (ms >= 5) l2Calls.push({ started, ms, what: `${op} ${outcome}` })
       }
-      promise.then(done('answered'), (error: unknown) => done(`failed (${(error as Error)?.name})`)())
+      promise.then(done('answered'), (error: unknown) =>
+        done(`failed (${(error as object)?.constructor?.name})`)(),
+      )
       return promise
     }
     return {
