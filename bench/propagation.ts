@@ -126,6 +126,16 @@ async function trial(pair: Pair, method: Method, key: string, n: number): Promis
   return { ms: performance.now() - start, gets, messageMs }
 }
 
+/** Runs `setUp`; if it fails, runs every `close` (errors ignored) before rethrowing. */
+async function closingOnError<T>(closes: (() => Promise<unknown>)[], setUp: () => Promise<T>): Promise<T> {
+  try {
+    return await setUp()
+  } catch (error) {
+    await Promise.allSettled(closes.map((close) => close()))
+    throw error
+  }
+}
+
 /** A pass-through Bus that tells `signal` each time the cache has handled a message. */
 function observed(bus: Bus, signal: MessageSignal): Bus {
   return {
@@ -150,7 +160,7 @@ async function coherentPair(url: string): Promise<Pair> {
     createCache({ namespace: 'prop', ttl: '1h', l1: { maxEntries: 10_000 }, l2: redisStore({ url }), bus })
   const a = node(redisBus({ url }))
   const b = node(observed(redisBus({ url }), signal))
-  await Promise.all([a.ready(), b.ready()])
+  await closingOnError([a.close.bind(a), b.close.bind(b)], () => Promise.all([a.ready(), b.ready()]))
   return {
     name: 'coherent-cache',
     set: (key, v) => a.set(key, v),
@@ -212,13 +222,15 @@ async function bentoPair(host: string, port: number): Promise<Pair> {
   }
   // BentoCache creates a store's layers and bus on first use, and the bus subscribes in the background:
   // touch both nodes, then wait until B hears A.
-  await Promise.all([a.get({ key: 'probe' }), b.get({ key: 'probe' })])
-  const deadline = performance.now() + 10_000
-  for (let i = 0; signal.count === 0; i++) {
-    if (performance.now() > deadline) throw new Error('BentoCache: the bus never delivered')
-    await pair.set(`probe:${i}`, value(0))
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+  await closingOnError([pair.close], async () => {
+    await Promise.all([a.get({ key: 'probe' }), b.get({ key: 'probe' })])
+    const deadline = performance.now() + 10_000
+    for (let i = 0; signal.count === 0; i++) {
+      if (performance.now() > deadline) throw new Error('BentoCache: the bus never delivered')
+      await pair.set(`probe:${i}`, value(0))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  })
   return pair
 }
 
@@ -230,10 +242,13 @@ async function floorPair(url: string): Promise<Pair> {
   const subscriber = createClient({ url })
   const l1 = new Map<string, Versioned>()
   const signal = new MessageSignal()
-  await Promise.all([a.connect(), reader.connect(), subscriber.connect()])
-  await subscriber.subscribe(channel, (key) => {
-    l1.delete(key)
-    signal.fire()
+  const closeAll = () => Promise.all([a, reader, subscriber].map((c) => (c.isOpen ? c.close() : undefined)))
+  await closingOnError([closeAll], async () => {
+    await Promise.all([a.connect(), reader.connect(), subscriber.connect()])
+    await subscriber.subscribe(channel, (key) => {
+      l1.delete(key)
+      signal.fire()
+    })
   })
   const get = async (key: string) => {
     const cached = l1.get(key)
@@ -257,7 +272,7 @@ async function floorPair(url: string): Promise<Pair> {
       const fromL1 = l1.has(key)
       return { value: await get(key), fromL1 }
     },
-    close: () => Promise.all([a.close(), reader.close(), subscriber.close()]),
+    close: closeAll,
   }
 }
 
