@@ -24,20 +24,13 @@ import {
   compare,
   formatMs,
   formatOps,
-  jsonRecord,
   type LatencyContender,
   machineLine,
   markdownTable,
   percentiles,
   ratio,
 } from './support/harness.js'
-import { mulberry32 } from './support/random.js'
-
-const KEYS = 10_000
-const CALLS = 100_000 // per round and contender
-const CALLERS = 64
-const VALUE_BYTES = 1024
-const SEED = 42
+import { CALLERS, CALLS, KEYS, records, strings, trace, VALUE_BYTES } from './support/l2-workload.js'
 
 interface Topology {
   name: string
@@ -81,11 +74,6 @@ async function startThreeShards(): Promise<Topology> {
   const cluster = await startCluster({ masters: 3, replicasPerMaster: 0 })
   return { name: '3 shards (3 masters)', nodes: cluster.nodes, stop: () => cluster.stop() }
 }
-
-const random = mulberry32(SEED)
-const trace = Uint32Array.from({ length: CALLS }, () => Math.floor(random() * KEYS))
-const records = Array.from({ length: KEYS }, (_, i) => jsonRecord(i, VALUE_BYTES))
-const strings = records.map((record) => JSON.stringify(record))
 
 const topologies: Topology[] = []
 const cleanups: (() => Promise<unknown>)[] = []

@@ -20,24 +20,12 @@ import {
   compare,
   formatMs,
   formatOps,
-  jsonRecord,
   machineLine,
   markdownTable,
   percentiles,
   ratio,
 } from './support/harness.js'
-import { mulberry32 } from './support/random.js'
-
-const KEYS = 10_000
-const CALLS = 100_000 // per round and contender
-const CALLERS = 64
-const VALUE_BYTES = 1024
-const SEED = 42
-
-const random = mulberry32(SEED)
-const trace = Uint32Array.from({ length: CALLS }, () => Math.floor(random() * KEYS))
-const records = Array.from({ length: KEYS }, (_, i) => jsonRecord(i, VALUE_BYTES))
-const strings = records.map((record) => JSON.stringify(record))
+import { CALLERS, CALLS, KEYS, records, strings, trace, VALUE_BYTES } from './support/l2-workload.js'
 
 let server: RedisServer | undefined
 const cleanups: (() => Promise<unknown>)[] = []
