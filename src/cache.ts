@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import { type InvalidationMessage, MessageKind } from './bus/wire.js'
 import { decodeEnvelope, encodeEnvelope } from './coherence/envelope.js'
-import { CacheCore, FOREVER_MS, type L1Entry, type NamespaceState, sharedGens } from './core.js'
+import {
+  CacheCore,
+  FOREVER_MS,
+  type L1Entry,
+  type LoadOutcome,
+  type NamespaceState,
+  sharedGens,
+} from './core.js'
 import { type Duration, parseDuration } from './duration.js'
 import { CacheClosedError, InvalidOptionError, LoaderTimeoutError, LockTimeoutError } from './errors.js'
 import {
@@ -53,6 +60,8 @@ interface LoadTicket {
   version: number
   loadMs: number
 }
+
+const DONE: Promise<void> = Promise.resolve()
 
 /**
  * The best entry a read found. `degraded`: L2 could not be asked (down, slow, or absent while the bus
@@ -144,7 +153,7 @@ export class Cache {
     validateKey(key)
     const resolved = this.resolveSetOptions(options)
     const payload = encode(value)
-    await this.write(this.ns.prefix + key, value, payload, resolved, undefined, this.deadline())
+    await this.write(this.ns.prefix + key, value, payload, resolved, undefined, this.deadline()).done
   }
 
   async delete(key: string): Promise<void> {
@@ -362,17 +371,18 @@ export class Cache {
    * A set always wins in L2 (last writer wins, in L2's order). A load (`ticket`) is fenced instead: it
    * is dropped if an invalidation of the key arrived while loading, and L2 refuses it if anything newer
    * is stored; either way its value is still returned to the callers that waited for it.
+   * Returns the entry at once (a load's callers need only its value) and `done`, which settles when the
+   * write has landed in every tier or has been queued for retry (L2 and bus failures do not reject it).
    */
-  private async write(
+  private write(
     rel: string,
     value: unknown,
     payload: Uint8Array,
     opts: WriteOptions,
     ticket: LoadTicket | undefined,
     deadline: number | undefined,
-  ): Promise<L1Entry> {
+  ): LoadOutcome {
     const core = this.core
-    const { coherence, remote, counters, pending } = core
     const now = core.options.clock.now()
     const ttl = this.jittered(opts.ttl)
     const ownCopy = cloneValue(value)
@@ -384,7 +394,7 @@ export class Cache {
       // The cache's own copy: the caller keeps `value` and may mutate it after set() returns.
       value: ownCopy,
       frozen: this.freezes && deepFreeze(ownCopy),
-      version: ticket?.version ?? coherence.versions.next(),
+      version: ticket?.version ?? core.coherence.versions.next(),
       writtenAt: now,
       loadMs: ticket?.loadMs ?? 0,
       freshUntil: now + ttl,
@@ -394,10 +404,23 @@ export class Cache {
       stampGens: [],
     }
     core.noteLifetime(ttl + opts.grace)
-    if (ticket !== undefined && !coherence.fillAllowed(rel, ticket.token, ticket.version)) {
-      counters.staleFillsRefused++
-      return entry
+    if (ticket !== undefined && !core.coherence.fillAllowed(rel, ticket.token, ticket.version)) {
+      core.counters.staleFillsRefused++
+      return { entry, done: DONE }
     }
+    return { entry, done: this.writeTiers(rel, entry, payload, ticket, deadline) }
+  }
+
+  private async writeTiers(
+    rel: string,
+    entry: L1Entry,
+    payload: Uint8Array,
+    ticket: LoadTicket | undefined,
+    deadline: number | undefined,
+  ): Promise<void> {
+    const core = this.core
+    const { coherence, remote, counters, pending } = core
+    const { stampKeys, writtenAt: now } = entry
     if (ticket === undefined) coherence.markKey(rel, Number.POSITIVE_INFINITY)
     const token = ticket?.token ?? coherence.beginFill()
     try {
@@ -434,7 +457,7 @@ export class Cache {
               counters.staleFillsRefused++
               const existing = core.l1?.peek(rel)
               if (existing !== undefined && existing.version < newer) core.l1!.delete(rel)
-              return entry
+              return
             }
           } else {
             entry.version = await remote.set(l2Key, bytes, entry.version, l2Ttl, deadline)
@@ -443,20 +466,29 @@ export class Cache {
           core.supersede(rel, entry.version)
         } catch {
           counters.l2Errors++
-          // Redis is unreachable: this node keeps its write (read-your-writes) and retries it later,
-          // unless L2 holds something newer by then.
+          // Redis is unreachable (or slow): this node keeps its write (read-your-writes) and retries it
+          // later, unless L2 holds something newer by then.
           const proposed = entry.version
           const own = core.keepUnsent(rel, proposed, entry)
           pending.add(`k:${rel}`, {
             rank: proposed,
             redo: async () => {
               const newer = await remote.setIfNewer(l2Key, bytes, proposed, l2Ttl)
-              core.sent(rel, own, newer ?? proposed)
-              return newer === undefined ? this.keysMessage([rel], [proposed]) : undefined
+              if (newer === undefined) {
+                core.sent(rel, own, proposed)
+                return this.keysMessage([rel], [proposed])
+              }
+              // Refused: either a newer write, or this very write, which reached L2 although its reply
+              // did not reach us (L2 may have given it a higher version than proposed). Ours is announced.
+              const stored = await remote.get(l2Key)
+              const landed =
+                stored !== undefined && stored.version === newer && sameBytes(stored.bytes, bytes)
+              core.sent(rel, own, newer)
+              return landed ? this.keysMessage([rel], [newer]) : undefined
             },
           })
           core.storeL1(rel, entry, payload.length, token)
-          return entry
+          return
         }
       }
       core.storeL1(rel, entry, payload.length, token)
@@ -468,7 +500,6 @@ export class Cache {
           this.notSuperseded(rel, entry.version),
         )
       }
-      return entry
     } finally {
       if (ticket === undefined) coherence.endFill()
     }
@@ -642,7 +673,7 @@ export class Cache {
     const now = core.options.clock.now()
     if (found?.fresh) {
       if (this.refreshDue(found.entry, opts.refreshAhead, now) && !core.flights.has(rel)) {
-        this.load(rel, key, loader, opts, found.entry, this.deadline()).catch(() => {})
+        this.load(rel, key, loader, opts, found.entry).catch(() => {})
       }
       return handOut(found.entry) as T
     }
@@ -650,16 +681,31 @@ export class Cache {
     if (stale !== undefined) {
       const lastFailure = core.loaderFailures.get(rel)
       if (lastFailure === undefined || now - lastFailure >= core.options.failSafeThrottle) {
-        const outcome = await within(this.load(rel, key, loader, opts, stale, deadline), opts.soft)
-        if (outcome.status === 'done' && outcome.value !== undefined) return handOut(outcome.value) as T
+        const outcome = await within(this.load(rel, key, loader, opts, stale), opts.soft)
+        if (outcome.status === 'done' && outcome.value !== undefined) {
+          await this.landed(outcome.value, deadline)
+          return handOut(outcome.value.entry) as T
+        }
       }
       core.counters.staleServed++
       return handOut(stale) as T
     }
-    const outcome = await within(this.load(rel, key, loader, opts, undefined, deadline), opts.hard)
+    const outcome = await within(this.load(rel, key, loader, opts, undefined), opts.hard)
     if (outcome.status === 'timeout') throw new LoaderTimeoutError(key, opts.hard)
     if (outcome.status === 'failed') throw outcome.error
-    return outcome.value === undefined ? undefined : (handOut(outcome.value) as T)
+    if (outcome.value === undefined) return undefined
+    await this.landed(outcome.value, deadline)
+    return handOut(outcome.value.entry) as T
+  }
+
+  /**
+   * Waits, within the caller's L2 budget, for a loaded value to land, so that this node reads it back
+   * afterwards (read-your-writes). The write itself has its own budget and goes on if the caller stops
+   * waiting: a slow L2 delays no caller past its deadline (guarantee 5).
+   */
+  private async landed(outcome: LoadOutcome, deadline: number | undefined): Promise<void> {
+    if (deadline === undefined) await outcome.done.catch(() => {})
+    else await within(outcome.done, deadline - Date.now())
   }
 
   /** refreshAhead: past that fraction of the TTL. earlyRefresh (XFetch): with probability rising towards expiry. */
@@ -673,7 +719,8 @@ export class Cache {
   /**
    * Runs the loader at most once per key in this process (and, with lock: 'distributed', in the fleet)
    * and writes its value through the tiers. Its version is taken before the loader starts, so that a
-   * write made elsewhere while it loaded wins over it (see write()).
+   * write made elsewhere while it loaded wins over it (see write()). The load resolves as soon as the
+   * value is known; this node keeps sharing it with new callers until its write has landed.
    */
   private load<T>(
     rel: string,
@@ -681,22 +728,32 @@ export class Cache {
     loader: Loader<T>,
     opts: LoadOptions,
     stale: L1Entry | undefined,
-    deadline: number | undefined,
-  ): Promise<L1Entry | undefined> {
+  ): Promise<LoadOutcome | undefined> {
     const core = this.core
-    return core.flights.run(rel, async () => {
-      const { coherence } = core
-      const version = coherence.versions.next()
-      const token = coherence.beginFill()
-      try {
-        const produce = () => this.runLoader(rel, key, loader, opts, token, version, deadline)
-        return core.options.lock === 'distributed'
-          ? await this.loadUnderLease(rel, key, produce, stale)
-          : await produce()
-      } finally {
-        coherence.endFill()
-      }
-    })
+    return core.flights.run(
+      rel,
+      async () => {
+        const { coherence } = core
+        const version = coherence.versions.next()
+        const token = coherence.beginFill()
+        let outcome: LoadOutcome | undefined
+        try {
+          const produce = () => this.runLoader(rel, key, loader, opts, token, version)
+          outcome =
+            core.options.lock === 'distributed'
+              ? await this.loadUnderLease(rel, key, produce, stale)
+              : await produce()
+        } catch (err) {
+          coherence.endFill()
+          throw err
+        }
+        // The fill token must stay valid until the write has decided whether the value may enter L1.
+        if (outcome === undefined) coherence.endFill()
+        else outcome.done.finally(() => coherence.endFill()).catch(() => {})
+        return outcome
+      },
+      (outcome) => outcome?.done,
+    )
   }
 
   private async runLoader<T>(
@@ -706,8 +763,7 @@ export class Cache {
     opts: LoadOptions,
     token: number,
     version: number,
-    deadline: number | undefined,
-  ): Promise<L1Entry | undefined> {
+  ): Promise<LoadOutcome | undefined> {
     const core = this.core
     const { counters, options } = core
     counters.loads++
@@ -723,21 +779,24 @@ export class Cache {
     core.loaderFailures.delete(rel)
     if (value === undefined) return undefined
     const loadMs = options.clock.now() - started
-    return await this.write(rel, value, encode(value), opts, { token, version, loadMs }, deadline)
+    // A fresh L2 budget: the caller's may have been spent while the loader ran, and a write that cannot
+    // even start would leave the value unshared (and, under a distributed lock, let the next node load).
+    return this.write(rel, value, encode(value), opts, { token, version, loadMs }, this.deadline())
   }
 
   /**
    * lock: 'distributed'. One node holds a lease in L2 (SET NX PX with a random token) and loads; the
    * others wait for its write, woken by its bus invalidation (or by polling L2 every pollInterval, which
-   * also retries the lease, so a dead holder's lease is taken over once it expires). If L2 cannot be
-   * reached there is nothing to coordinate with, and the node loads by itself.
+   * also retries the lease, so a dead holder's lease is taken over once it expires). The holder releases
+   * the lease once its write has landed, so that the others find the value when they wake. If L2 cannot
+   * be reached there is nothing to coordinate with, and the node loads by itself.
    */
   private async loadUnderLease(
     rel: string,
     key: string,
-    produce: () => Promise<L1Entry | undefined>,
+    produce: () => Promise<LoadOutcome | undefined>,
     stale: L1Entry | undefined,
-  ): Promise<L1Entry | undefined> {
+  ): Promise<LoadOutcome | undefined> {
     const core = this.core
     const remote = core.remote!
     const store = remote.store
@@ -757,12 +816,20 @@ export class Cache {
       }
       if (acquired) {
         core.counters.leasesAcquired++
-        try {
-          // The previous holder may have written the value while we were waiting for the lease.
-          return (await this.readFreshFromL2(rel)) ?? (await produce())
-        } finally {
+        const release = () => {
           remote.call('releaseLease', () => store.releaseLease!(leaseKey, token)).catch(() => {})
         }
+        let outcome: LoadOutcome | undefined
+        try {
+          // The previous holder may have written the value while we were waiting for the lease.
+          outcome = (await this.readFreshFromL2(rel)) ?? (await produce())
+        } catch (err) {
+          release()
+          throw err
+        }
+        if (outcome === undefined) release()
+        else outcome.done.finally(release).catch(() => {})
+        return outcome
       }
       const remaining = waitTimeout - waited
       if (remaining <= 0) {
@@ -779,12 +846,12 @@ export class Cache {
   }
 
   /** A fresh entry from L2 (copied into L1), or undefined if there is none or L2 cannot answer. */
-  private async readFreshFromL2(rel: string): Promise<L1Entry | undefined> {
+  private async readFreshFromL2(rel: string): Promise<LoadOutcome | undefined> {
     const { coherence, counters } = this.core
     const token = coherence.beginFill()
     try {
       const found = await this.readL2(rel, token, undefined)
-      return found?.fresh ? found.entry : undefined
+      return found?.fresh ? { entry: found.entry, done: DONE } : undefined
     } catch {
       counters.l2Errors++
       return undefined
@@ -792,6 +859,10 @@ export class Cache {
       coherence.endFill()
     }
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
 }
 
 /** What a caller gets: the shared frozen value, or its own copy. */

@@ -38,6 +38,13 @@ export interface L1Entry {
   stampGens: readonly number[]
 }
 
+/** What a load produced: the entry its callers get at once, and the write that stores it in the tiers. */
+export interface LoadOutcome {
+  entry: L1Entry
+  /** Settles when the entry has landed in L2, L1 and the bus, or was queued for retry. */
+  done: Promise<void>
+}
+
 /** A write of this node that L2 has not got yet (see CacheCore.unsent). */
 export interface UnsentWrite {
   version: number
@@ -60,7 +67,7 @@ export class CacheCore {
   readonly busBreaker: CircuitBreaker | undefined
   readonly coherence: Coherence
   readonly counters = new StatsCounters()
-  readonly flights = new SingleFlight<L1Entry | undefined>()
+  readonly flights = new SingleFlight<LoadOutcome | undefined>()
   readonly namespaces = new Map<string, NamespaceState>()
   readonly pending: PendingWrites
   /** How long an L1 entry (and so a stamp learned from the bus or L2) can live in this node. */

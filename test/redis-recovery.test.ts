@@ -94,6 +94,31 @@ describe('recovery of writes made while Redis is down (issue 3)', () => {
     expect(await b.get('k')).toBe('v2')
   })
 
+  it('a set whose reply was lost (it reached L2, the client timed out) is announced by its retry', async () => {
+    await a.set('k', 'old')
+    expect(await b.get('k')).toBe('old')
+    expect(await b.get('k')).toBe('old') // B holds it in L1 now
+    // A's next write lands in Redis, but its reply comes after l2Timeout (200 ms): A cannot know it landed.
+    const store = (
+      a as unknown as { core: { remote: { store: { set: (...args: never[]) => Promise<number> } } } }
+    ).core.remote.store
+    const realSet = store.set.bind(store)
+    store.set = async (...args: never[]) => {
+      const version = await realSet(...args)
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      return version
+    }
+    await a.set('k', 'new')
+    store.set = realSet
+    expect(a.stats().pending).toBe(1)
+    expect(a.stats().bus.published).toBe(1) // only 'old' was announced so far
+    // The retry finds its own write in L2 (not a newer one) and announces it: B drops 'old' at once,
+    // long before its L1 entry would expire.
+    await eventually(() => a.stats().pending === 0, 5000, 'the retry')
+    expect(a.stats().bus.published).toBe(2)
+    await eventually(async () => (await b.get('k')) === 'new', 1000, "B to see A's write")
+  })
+
   it('a delete during the outage leaves its tombstone in L2 once Redis is back', async () => {
     await a.set('k', 'v1')
     expect(await b.get('k')).toBe('v1')

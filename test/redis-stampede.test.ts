@@ -50,13 +50,13 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 describe.each(TOPOLOGIES)('stampede control on real Redis (%s)', (topology) => {
-  async function stampede(options: CacheOptions) {
+  async function stampede(options: CacheOptions, loaderDelayMs = 50) {
     fleet = redisFleet(NODES, connection(topology), { ttl: '1m', ...options })
     await fleet.ready()
     let calls = 0
     const loader = async () => {
       calls++
-      await sleep(50)
+      await sleep(loaderDelayMs)
       return { loaded: calls }
     }
     const answers = await Promise.all(
@@ -86,6 +86,23 @@ describe.each(TOPOLOGIES)('stampede control on real Redis (%s)', (topology) => {
     expect(calls).toBeGreaterThanOrEqual(1)
     expect(calls).toBeLessThanOrEqual(NODES)
     for (const s of stats) expect(s.loads.calls).toBeLessThanOrEqual(1)
+  })
+
+  it("lock: 'distributed' with a loader slower than l2Timeout: still one loader call, and its value reaches L2 and every node", async () => {
+    // The caller's L2 budget (100 ms) is spent while the loader runs (300 ms): the holder's write needs a
+    // budget of its own, or it fails, the lease is released with nothing in L2, and the next node loads.
+    const { calls, answers, stats } = await stampede(
+      {
+        lock: 'distributed',
+        l2Timeout: '100ms',
+        distributedLock: { leaseTtl: '10s', waitTimeout: '20s', pollInterval: '50ms' },
+      },
+      300,
+    )
+    expect(calls).toBe(1)
+    expect(answers.every((answer) => answer.loaded === 1)).toBe(true)
+    expect(stats.reduce((sum, s) => sum + s.l2.errors, 0)).toBe(0)
+    expect(stats.reduce((sum, s) => sum + s.pending, 0)).toBe(0)
   })
 
   describe('a lease holder whose loader hangs', () => {
