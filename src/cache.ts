@@ -6,6 +6,7 @@ import {
   FOREVER_MS,
   type L1Entry,
   type LoadOutcome,
+  type Lookup,
   type NamespaceState,
   sharedGens,
 } from './core.js'
@@ -62,12 +63,6 @@ interface LoadTicket {
 }
 
 const DONE: Promise<void> = Promise.resolve()
-
-/**
- * The best entry a read found. `degraded`: L2 could not be asked (down, slow, or absent while the bus
- * is not trusted), so the entry comes from this node's L1 without the usual guarantees.
- */
-type Lookup = { entry: L1Entry; fresh: boolean; degraded: boolean } | undefined
 
 /**
  * A cache over L1 (in-process), an optional shared L2 and an optional invalidation bus.
@@ -264,6 +259,7 @@ export class Cache {
         misses: c.l2Misses,
         hitRate: hitRate(c.l2Hits, c.l2Misses),
         errors: c.l2Errors,
+        sharedReads: c.l2ReadsShared,
         circuit: remote?.breaker?.state ?? 'closed',
         circuitOpened: remote?.breaker?.opened ?? 0,
       },
@@ -608,7 +604,7 @@ export class Cache {
     }
     const token = coherence.beginFill()
     try {
-      const fromL2 = await this.readL2(rel, token, deadline)
+      const fromL2 = await this.readL2Shared(rel, token, deadline)
       if (fromL2?.fresh) counters.l2Hits++
       else counters.l2Misses++
       if (candidate !== undefined && (fromL2 === undefined || candidate.version > fromL2.entry.version)) {
@@ -625,6 +621,28 @@ export class Cache {
     } finally {
       coherence.endFill()
     }
+  }
+
+  /**
+   * One L2 read per key at a time: a stampede of callers on a cold key asks L2 once, not once each. A
+   * caller joins a read in flight only if nothing invalidated or wrote the key on this node since that
+   * read began; otherwise it could get an answer older than a write it already knows of (read-your-writes).
+   */
+  private readL2Shared(rel: string, token: number, deadline: number | undefined): Promise<Lookup> {
+    const { reads, coherence, counters } = this.core
+    const running = reads.get(rel)
+    if (running !== undefined && coherence.untouchedSince(rel, running.token)) {
+      counters.l2ReadsShared++
+      return running.read
+    }
+    const read = this.readL2(rel, token, deadline)
+    const shared = { token, read }
+    reads.set(rel, shared)
+    const forget = () => {
+      if (reads.get(rel) === shared) reads.delete(rel)
+    }
+    read.then(forget, forget)
+    return read
   }
 
   /** Reads and judges an L2 entry; a current one is copied into L1 with its remaining TTL. */

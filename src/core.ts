@@ -45,6 +45,12 @@ export interface LoadOutcome {
   done: Promise<void>
 }
 
+/**
+ * The best entry a read found. `degraded`: L2 could not be asked (down, slow, or absent while the bus
+ * is not trusted), so the entry comes from this node's L1 without the usual guarantees.
+ */
+export type Lookup = { entry: L1Entry; fresh: boolean; degraded: boolean } | undefined
+
 /** A write of this node that L2 has not got yet (see CacheCore.unsent). */
 export interface UnsentWrite {
   version: number
@@ -68,6 +74,8 @@ export class CacheCore {
   readonly coherence: Coherence
   readonly counters = new StatsCounters()
   readonly flights = new SingleFlight<LoadOutcome | undefined>()
+  /** L2 reads in flight by key, with the fill token each began with (see Cache.readL2Shared). */
+  readonly reads = new Map<string, { token: number; read: Promise<Lookup> }>()
   readonly namespaces = new Map<string, NamespaceState>()
   readonly pending: PendingWrites
   /** How long an L1 entry (and so a stamp learned from the bus or L2) can live in this node. */

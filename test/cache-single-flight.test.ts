@@ -75,3 +75,67 @@ describe.each([
     expect(seen.sort()).toEqual(['a', 'b', 'c'])
   })
 })
+
+describe('shared L2 reads', () => {
+  /** A memoryStore whose get() calls are counted and can be held until released. */
+  function countingStore() {
+    const store = memoryStore()
+    const realGet = store.get.bind(store)
+    const state = { gets: 0, hold: undefined as Promise<void> | undefined }
+    store.get = async (key: string) => {
+      state.gets++
+      const reply = await realGet(key)
+      await state.hold
+      return reply
+    }
+    return { store, state }
+  }
+
+  it('1,000 concurrent callers of a cold key ask L2 once, and the loader once', async () => {
+    const { store, state } = countingStore()
+    cache = createCache({ namespace: 'sf', l2: store })
+    const gate = deferred<void>()
+    state.hold = gate.promise
+    let calls = 0
+    const callers = Array.from({ length: 1000 }, () =>
+      cache.getOrSet('cold', async () => {
+        calls++
+        return 'loaded'
+      }),
+    )
+    gate.resolve()
+    expect(await Promise.all(callers)).toEqual(Array(1000).fill('loaded'))
+    expect(calls).toBe(1)
+    expect(state.gets).toBe(1)
+    expect(cache.stats().l2.sharedReads).toBe(999)
+  })
+
+  it("a read that began before this node's own write is not shared with reads after it (read-your-writes)", async () => {
+    const { store, state } = countingStore()
+    cache = createCache({ namespace: 'sf', l1: false, l2: store })
+    await cache.set('k', 'old')
+    const gate = deferred<void>()
+    state.hold = gate.promise
+    const early = cache.get('k') // reads 'old' from L2, then waits
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    state.hold = undefined
+    await cache.set('k', 'new')
+    expect(await cache.get('k')).toBe('new')
+    gate.resolve()
+    expect(await early).toBe('old')
+    expect(cache.stats().l2.sharedReads).toBe(0)
+  })
+
+  it('a read while another one of the same key is in flight joins it', async () => {
+    const { store, state } = countingStore()
+    cache = createCache({ namespace: 'sf', l1: false, l2: store })
+    await cache.set('k', 'v')
+    const gate = deferred<void>()
+    state.hold = gate.promise
+    const reads = [cache.get('k'), cache.get('k'), cache.get('other')]
+    gate.resolve()
+    expect(await Promise.all(reads)).toEqual(['v', 'v', undefined])
+    expect(state.gets).toBe(2)
+    expect(cache.stats().l2.sharedReads).toBe(1)
+  })
+})

@@ -84,6 +84,13 @@ export class Coherence {
     return mark === undefined || mark.seq <= token || mark.version <= version
   }
 
+  /** True if nothing voided fills, and nothing invalidated or wrote `key`, since `token` was taken. */
+  untouchedSince(key: string, token: number): boolean {
+    if (token < this.floorSeq) return false
+    const mark = this.keyMarks.get(key)
+    return mark === undefined || mark.seq <= token
+  }
+
   /**
    * Records that `key` was written or invalidated up to `version` (Infinity when unknown, as for this
    * node's own writes in progress): fills of older versions that are in flight must not land.

@@ -5,6 +5,7 @@ export class StatsCounters {
   l2Hits = 0
   l2Misses = 0
   l2Errors = 0
+  l2ReadsShared = 0
   loads = 0
   loaderErrors = 0
   staleServed = 0
@@ -27,7 +28,13 @@ export interface TierStats {
 
 export interface CacheStats {
   l1: TierStats & { size: number; bytes: number; evictions: { size: number; expired: number } }
-  l2: TierStats & { errors: number; circuit: 'closed' | 'open' | 'half-open'; circuitOpened: number }
+  l2: TierStats & {
+    errors: number
+    /** Reads that joined another caller's L2 read of the same key instead of asking L2 themselves. */
+    sharedReads: number
+    circuit: 'closed' | 'open' | 'half-open'
+    circuitOpened: number
+  }
   loads: {
     calls: number
     errors: number
