@@ -3,17 +3,16 @@
  * entry point so that applications without Redis never load a Redis client.
  */
 export { type RedisBusOptions, redisBus } from './bus/redis-bus.js'
-export {
-  type NodeRedisClient,
-  type NodeRedisCluster,
-  type RedisClientConnectionOptions,
-  type RedisClusterConnectionOptions,
-  type RedisClusterSocketOptions,
-  type RedisCommonOptions,
-  type RedisConnectionOptions,
-  type RedisNodeAddress,
-  type RedisSocketOptions,
-  type RedisStoreOptions,
-  type RedisUrlOptions,
-  redisStore,
-} from './stores/redis-store.js'
+export type {
+  NodeRedisClient,
+  NodeRedisCluster,
+  RedisClientConnectionOptions,
+  RedisClusterConnectionOptions,
+  RedisClusterSocketOptions,
+  RedisCommonOptions,
+  RedisConnectionOptions,
+  RedisNodeAddress,
+  RedisSocketOptions,
+  RedisUrlOptions,
+} from './redis/connection.js'
+export { type RedisStoreOptions, redisStore } from './stores/redis-store.js'

@@ -11,6 +11,17 @@
  *   node-redis re-sends (S)SUBSCRIBE inside its connection initiator and emits `ready` only after the
  *   server acknowledged them; we then check that each channel's listener is still registered (a MOVED
  *   during resubscription drops it) and subscribe again where it is missing before reporting.
+ * - On a Cluster, node-redis' view is not taken on trust: before reporting 'connected' (and before
+ *   subscribe() resolves) the master the subscriber connects to must list the channel in
+ *   `PUBSUB SHARDNUMSUB` (see confirmListed). A Cluster node drops sharded subscriptions on its own, with a
+ *   `sunsubscribe` push, whenever it loses a slot or a slot is re-assigned (even to itself: Redis 7.0 drops
+ *   them on every `CLUSTER SETSLOT ... NODE`), and node-redis takes such a push for the reply to whatever
+ *   pub/sub command is pending, or swallows it while another command is, instead of reporting the move;
+ *   its idea of what is subscribed can then differ from the server's. A single server needs no such
+ *   check: nothing but the loss of the connection (which we see) or our own UNSUBSCRIBE removes a
+ *   subscription there, and `PUBSUB NUMSUB` would count the other processes' subscribers to the same
+ *   channel, proving nothing about ours (a limit SHARDNUMSUB shares: in a fleet, ">= 1" is necessary, not
+ *   sufficient).
  *
  * Connections: each bus opens one publisher connection (or uses the `client` passed in) and dedicated
  * subscriber connections: one per bus on a single server, one per channel on a Cluster (to the master that
@@ -19,19 +30,18 @@
  * manual failover), or when the link stays down and a topology refresh shows another master owning the
  * slot (the old master died and its replica took over), the link reconnects to the new owner.
  */
-import { createClient } from 'redis'
+import { ErrorReply } from 'redis'
 import { CacheClosedError } from '../errors.js'
 import {
-  cappedBackoff,
   destroyClient,
   type NodeRedisClient,
   type NodeRedisCluster,
   type RedisConnection,
   type RedisConnectionOptions,
-  type RedisSocketOptions,
   redisConnection,
+  unrefSleep,
   withTimeout,
-} from '../stores/redis-store.js'
+} from '../redis/connection.js'
 import type { Bus, BusStatus, BusSubscription } from './bus.js'
 
 export type RedisBusOptions = RedisConnectionOptions
@@ -50,6 +60,26 @@ interface ChannelState {
 }
 
 type LinkState = 'idle' | 'connecting' | 'live' | 'down' | 'closed'
+
+/** What a Cluster link asks about the node it connects to. */
+interface ClusterRouting {
+  /**
+   * Whether the channel's slot now belongs to another master than the one the link connects to. Asked
+   * periodically while the link is down: when a master dies, its replica takes over and the old address
+   * never comes back.
+   */
+  ownerMoved(): Promise<boolean>
+  /** Whether the master the link connects to lists at least one subscriber of `channel`. */
+  listed(channel: string, timeoutMs: number): Promise<boolean>
+}
+
+/**
+ * Pauses between PUBSUB SHARDNUMSUB attempts. The count only lags our acknowledged SSUBSCRIBE when the
+ * subscription was dropped meanwhile (node-redis then usually reports the move and we relocate, which ends
+ * the attempts) or when the query itself failed (the node connection is reconnecting): a short, bounded
+ * series, after which the link starts over on a new connection instead of reporting 'connected'.
+ */
+const CONFIRM_DELAYS_MS = [0, 25, 50, 100, 200, 400]
 
 // ---------------------------------------------------------------------------------------------------------
 // Cluster key slots (CRC16-XMODEM of the key, or of its {hash tag}, modulo 16384), as Redis computes them
@@ -87,10 +117,6 @@ function isMoved(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('MOVED')
 }
 
-function unrefSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
-}
-
 class SubscriberLink {
   private client: NodeRedisClient | undefined
   private state: LinkState = 'idle'
@@ -100,23 +126,23 @@ class SubscriberLink {
   private lastError: unknown
   private relocating = false
   private restoreTimer: NodeJS.Timeout | undefined
+  /** Counts restore() runs: a run that is no longer the latest (the client reconnected again) gives up. */
+  private restoreRun = 0
   private watchdog: NodeJS.Timeout | undefined
+  private readonly sharded: boolean
 
   constructor(
     /** Creates an unconnected client for this link; `relocate` asks for the channel's current owner. */
     private readonly makeClient: (relocate: boolean) => Promise<NodeRedisClient>,
-    private readonly sharded: boolean,
     private readonly connectTimeout: number,
     private readonly maxReconnectDelay: number,
     /** Called when the last channel is gone and the link closed itself. */
     private readonly onReleased: (link: SubscriberLink) => void,
-    /**
-     * Cluster only: whether the channel's slot now belongs to another master than the one this link
-     * connects to. Asked periodically while the link is down: when a master dies, its replica takes over
-     * and the old address never comes back.
-     */
-    private readonly ownerMoved?: () => Promise<boolean>,
-  ) {}
+    /** Cluster only (sharded pub/sub). */
+    private readonly cluster?: ClusterRouting,
+  ) {
+    this.sharded = cluster !== undefined
+  }
 
   async add(channel: string, subscriber: Subscriber): Promise<void> {
     this.pendingAdds++
@@ -125,12 +151,18 @@ class SubscriberLink {
       let state = this.channels.get(channel)
       if (state === undefined) {
         const created = this.createChannel()
+        const client = this.client!
         this.channels.set(channel, created)
-        created.subscribed = this.serverSubscribe(this.client!, channel, created.listener).catch((error) => {
-          if (this.channels.get(channel) === created && created.subscribers.size === 0)
-            this.channels.delete(channel)
-          throw error
-        })
+        created.subscribed = this.serverSubscribe(client, channel, created.listener)
+          .then(() => this.confirmSubscribed(client, channel))
+          .catch((error) => {
+            if (this.channels.get(channel) === created && created.subscribers.size === 0) {
+              this.channels.delete(channel)
+              if (client === this.client && client.isReady)
+                void this.serverUnsubscribe(client, channel, created)
+            }
+            throw error
+          })
         state = created
       }
       await state.subscribed
@@ -148,12 +180,7 @@ class SubscriberLink {
     if (this.releaseIfUnused()) return
     const client = this.client
     if (client === undefined || !client.isOpen) return
-    const unsubscribe = this.sharded
-      ? client.sUnsubscribe(channel, state.listener, true)
-      : client.unsubscribe(channel, state.listener, true)
-    // Offline, node-redis queues the UNSUBSCRIBE until it is back (after it resubscribed): do not wait.
-    if (client.isReady) await unsubscribe.catch(() => {})
-    else unsubscribe.catch(() => {})
+    await this.serverUnsubscribe(client, channel, state)
   }
 
   close(): void {
@@ -202,6 +229,53 @@ class SubscriberLink {
     return this.sharded
       ? client.sSubscribe(channel, listener, true)
       : client.subscribe(channel, listener, true)
+  }
+
+  private async serverUnsubscribe(client: NodeRedisClient, channel: string, state: ChannelState) {
+    const unsubscribe = this.sharded
+      ? client.sUnsubscribe(channel, state.listener, true)
+      : client.unsubscribe(channel, state.listener, true)
+    // Offline, node-redis queues the UNSUBSCRIBE until it is back (after it resubscribed): do not wait.
+    if (client.isReady) await unsubscribe.catch(() => {})
+    else unsubscribe.catch(() => {})
+  }
+
+  /**
+   * Cluster: whether the master this link connects to lists every one of `channels` (PUBSUB SHARDNUMSUB
+   * >= 1), asked a few times over about a second at most (CONFIRM_DELAYS_MS, bounded by connectTimeout).
+   * False as soon as `current()` is: the link moved on and whoever moved it confirms for itself.
+   * Single server: true at once (see the top of the file).
+   */
+  private async confirmListed(channels: readonly string[], current: () => boolean): Promise<boolean> {
+    const cluster = this.cluster
+    if (cluster === undefined) return true
+    const deadline = Date.now() + this.connectTimeout
+    for (const delay of CONFIRM_DELAYS_MS) {
+      if (delay > 0) await unrefSleep(delay)
+      const remaining = deadline - Date.now()
+      if (!current() || remaining <= 0) return false
+      const listed = await Promise.all(
+        channels.map((channel) =>
+          cluster.listed(channel, remaining).catch((error: unknown) => {
+            this.lastError = error
+            return false
+          }),
+        ),
+      )
+      if (listed.every(Boolean)) return true
+    }
+    return false
+  }
+
+  /** First subscription of a channel: resolves once the owner lists it (Cluster), else rejects. */
+  private async confirmSubscribed(client: NodeRedisClient, channel: string): Promise<void> {
+    const current = () => client === this.client && this.state === 'live'
+    if (await this.confirmListed([channel], current)) return
+    // The link moved meanwhile (slot migration, reconnect): restore() resubscribes and confirms there.
+    if (this.state !== 'closed' && !current()) return this.whenLive()
+    throw new Error(`redisBus: the Cluster node does not list the subscription to ${channel}`, {
+      cause: this.lastError,
+    })
   }
 
   /** Resolves when the link is live; waits at most connectTimeout. */
@@ -293,8 +367,8 @@ class SubscriberLink {
   }
 
   private startWatchdog(): void {
-    const ownerMoved = this.ownerMoved
-    if (ownerMoved === undefined || this.watchdog !== undefined) return
+    const cluster = this.cluster
+    if (cluster === undefined || this.watchdog !== undefined) return
     let checking = false
     this.watchdog = setInterval(
       () => {
@@ -305,7 +379,8 @@ class SubscriberLink {
         }
         if (checking || this.relocating) return
         checking = true
-        ownerMoved()
+        cluster
+          .ownerMoved()
           .then((moved) => {
             if (moved && this.state === 'down') void this.relocate()
           })
@@ -330,9 +405,14 @@ class SubscriberLink {
     if (this.state === 'down') void this.restore(client)
   }
 
-  /** After a reconnect: make sure every channel is subscribed on the server, then report 'connected'. */
+  /**
+   * After a reconnect: make sure every channel is subscribed on the server (and, on a Cluster, listed by
+   * the node), then report 'connected'.
+   */
   private async restore(client: NodeRedisClient): Promise<void> {
     clearTimeout(this.restoreTimer)
+    const run = ++this.restoreRun
+    const current = () => run === this.restoreRun && client === this.client && this.state === 'down'
     const registered = client.getPubSubListeners(this.sharded ? 'SHARDED' : 'CHANNELS')
     try {
       for (const [channel, state] of this.channels) {
@@ -341,23 +421,42 @@ class SubscriberLink {
         }
       }
     } catch (error) {
-      if (client !== this.client || this.state !== 'down') return
+      if (!current()) return
       this.lastError = error
       if (isMoved(error)) {
         void this.relocate()
       } else if (client.isReady) {
         // Connected but refused (e.g. ACL): try again later; a new connection retries via 'ready' anyway.
-        this.restoreTimer = setTimeout(() => void this.restore(client), this.maxReconnectDelay)
-        this.restoreTimer.unref()
+        this.retryLater(current, () => this.restore(client))
       }
       return
     }
-    if (client !== this.client || this.state !== 'down' || !client.isReady) return
+    if (!current() || !client.isReady) return
+    if (!(await this.confirmListed([...this.channels.keys()], current))) {
+      if (!current()) return
+      // Acknowledged, yet the node does not list it: node-redis believes it is subscribed, so subscribing
+      // again on this connection would send nothing. Stay 'disconnected' and start over on a new one.
+      this.lastError = new Error('redisBus: the Cluster node does not list the resubscription', {
+        cause: this.lastError,
+      })
+      this.retryLater(current, () => this.relocate())
+      return
+    }
+    if (!current() || !client.isReady) return
     this.state = 'live'
     clearInterval(this.watchdog)
     this.watchdog = undefined
     for (const waiter of this.liveWaiters) waiter.resolve()
     this.notify('connected')
+  }
+
+  /** Runs `retry` after maxReconnectDelay unless the restore it belongs to is superseded by then. */
+  private retryLater(current: () => boolean, retry: () => Promise<void>): void {
+    clearTimeout(this.restoreTimer)
+    this.restoreTimer = setTimeout(() => {
+      if (current()) void retry()
+    }, this.maxReconnectDelay)
+    this.restoreTimer.unref()
   }
 
   /** Moves the subscription to the node that now owns the channel (Cluster only). */
@@ -421,7 +520,6 @@ class RedisBus implements Bus {
     if (link === undefined) {
       const created = new SubscriberLink(
         (relocate) => this.subscriberClient(channel, relocate),
-        this.connection.isCluster,
         this.connection.connectTimeout,
         this.connection.maxReconnectDelay,
         (released) => {
@@ -429,7 +527,12 @@ class RedisBus implements Bus {
           this.links.delete(linkKey)
           this.owners.delete(channel)
         },
-        this.connection.isCluster ? () => this.ownerMoved(channel) : undefined,
+        this.connection.isCluster
+          ? {
+              ownerMoved: () => this.ownerMoved(channel),
+              listed: (listed, timeoutMs) => this.listed(listed, timeoutMs),
+            }
+          : undefined,
       )
       this.links.set(linkKey, created)
       link = created
@@ -462,36 +565,13 @@ class RedisBus implements Bus {
     await this.connection.close()
   }
 
-  /** A new, unconnected client for a dedicated subscriber connection (fails fast offline, retries forever). */
+  /**
+   * A new, unconnected client for a dedicated subscriber connection: on a Cluster, to the master that owns
+   * the channel's slot.
+   */
   private async subscriberClient(channel: string, relocate: boolean): Promise<NodeRedisClient> {
     const connection = this.connection
-    const reconnectStrategy = cappedBackoff(connection.maxReconnectDelay)
-    const overrides = (base: NodeRedisClient) => ({
-      socket: {
-        ...base.options.socket,
-        connectTimeout: connection.connectTimeout,
-        reconnectStrategy,
-      } as RedisSocketOptions,
-      disableOfflineQueue: true,
-      clientSideCache: undefined,
-      emitInvalidate: undefined,
-    })
-    if (!connection.isCluster) {
-      const options = connection.options
-      if (options.url !== undefined) {
-        return createClient({
-          url: options.url,
-          socket: {
-            ...options.socket,
-            connectTimeout: connection.connectTimeout,
-            reconnectStrategy,
-          } as RedisSocketOptions,
-          disableOfflineQueue: true,
-        }) as unknown as NodeRedisClient
-      }
-      const client = options.client as NodeRedisClient
-      return client.duplicate(overrides(client)) as NodeRedisClient
-    }
+    if (!connection.isCluster) return connection.dedicatedClient()
     const cluster = (await connection.raw()) as NodeRedisCluster
     if (relocate) {
       // A keyed command for the channel's slot: a MOVED reply makes node-redis rediscover the topology.
@@ -502,7 +582,32 @@ class RedisBus implements Bus {
       throw new Error(`redisBus: no Cluster node serves the slot of channel ${channel}`)
     const nodeClient = (await cluster.nodeClient(shard.master)) as NodeRedisClient
     this.owners.set(channel, shard.master.address)
-    return nodeClient.duplicate(overrides(nodeClient)) as NodeRedisClient
+    return connection.dedicatedClient(nodeClient)
+  }
+
+  /**
+   * Whether the master `channel`'s subscriber connects to lists a subscriber of it, asked on that master's
+   * regular connection (the subscriber connection only takes pub/sub commands). Asking that node, not the
+   * slot's owner in the cluster client's map: it accepted the SSUBSCRIBE, so it owned the slot (a node that
+   * does not answers MOVED), while the map may be stale for as long as nothing answers MOVED. An ACL that
+   * forbids PUBSUB leaves only the SSUBSCRIBE acknowledgement to go by: then we accept it.
+   */
+  private async listed(channel: string, timeoutMs: number): Promise<boolean> {
+    const address = this.owners.get(channel)
+    const cluster = (await this.connection.raw()) as NodeRedisCluster
+    const node = cluster.masters.find((master) => master.address === address)
+    if (node === undefined) return false
+    const ask = async () => {
+      const client = (await cluster.nodeClient(node)) as NodeRedisClient
+      return (await client.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])) as [unknown, unknown]
+    }
+    try {
+      const reply = await withTimeout(ask(), timeoutMs, 'redisBus: PUBSUB SHARDNUMSUB timed out')
+      return Number(reply[1]) >= 1
+    } catch (error) {
+      if (error instanceof ErrorReply && /^(NOPERM|ERR unknown)/.test(error.message)) return true
+      throw error
+    }
   }
 
   /** Whether the master owning `channel`'s slot is no longer the one its subscriber connects to. */

@@ -45,6 +45,18 @@ export interface RemoteStore {
    */
   acquireLease?(key: string, token: string, ttlMs: number): Promise<boolean>
   releaseLease?(key: string, token: string): Promise<boolean>
+  /**
+   * Reconnect notifications (optional: a store without a connection to lose, like memoryStore, has none).
+   * Calls `listener` each time the store's connection becomes ready again after it was lost, and when a
+   * first connection succeeds only after failed attempts (never for one that succeeds at once), and
+   * returns a function that unsubscribes it. It is a cue, not a promise: the
+   * cache may probe the store at once instead of waiting for its circuit breaker's next probe, but the
+   * store may still refuse the first commands (e.g. a restarted Cluster master that has not rejoined yet),
+   * and on a Cluster "the connection" is several node connections: it fires when any of them is back.
+   * Listeners are called synchronously from the client's event handling and must not throw; `close()`
+   * unsubscribes them all.
+   */
+  onReconnect?(listener: () => void): () => void
   /** Releases what the store opened itself (a client passed in by the application is left open). */
   close(): Promise<void>
 }

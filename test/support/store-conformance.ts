@@ -303,6 +303,21 @@ export function storeConformance(
       expect(await store.releaseLease(k, 'new')).toBe(true)
     })
 
+    it('calls no onReconnect listener for the first connection, if the store has them', async () => {
+      if (!store.onReconnect) return
+      const fresh = await factory()
+      let calls = 0
+      const unsubscribe = fresh.onReconnect!(() => calls++)
+      expect(typeof unsubscribe).toBe('function')
+      await fresh.set(key('reconnect'), Buffer.from('x'), 1, later)
+      await sleep(50)
+      expect(calls).toBe(0)
+      unsubscribe()
+      unsubscribe()
+      await fresh.close()
+      await options.afterClose?.()
+    })
+
     it('close() resolves for a store that was never used', async () => {
       const unused = await factory()
       await unused.close()

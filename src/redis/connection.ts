@@ -1,0 +1,728 @@
+/**
+ * Connections to Redis or Redis Cluster on node-redis v5, shared by redisStore and redisBus: option
+ * validation, the lazily opened client or cluster client (or the one the application passed in), its
+ * reconnect policy, topology refreshes, reconnect notifications, and the dedicated clients the bus derives
+ * from it for pub/sub.
+ *
+ * No unbounded offline queue: owned clients use `disableOfflineQueue`, so while the socket is down
+ * commands fail at once (the cache serves L1/stale/loader meanwhile) and node-redis reconnects forever
+ * with a capped backoff. Only the very first connection is waited for, at most `connectTimeout`.
+ */
+import {
+  createClient,
+  createCluster,
+  ErrorReply,
+  RESP_TYPES,
+  type RedisArgument,
+  type RedisClientOptions,
+  type RedisClientType,
+  type RedisClusterOptions,
+  type RedisClusterType,
+} from 'redis'
+import { CacheClosedError, InvalidOptionError } from '../errors.js'
+
+// ---------------------------------------------------------------------------------------------------------
+// Options
+
+/** Any node-redis v5 client (`createClient()`), whatever its modules, scripts or RESP version. */
+export type NodeRedisClient = RedisClientType<any, any, any, any, any>
+/** Any node-redis v5 cluster client (`createCluster()`). */
+export type NodeRedisCluster = RedisClusterType<any, any, any, any, any>
+
+/** node-redis socket options (TLS material, `family`, `keepAlive`, ...). */
+export type RedisSocketOptions = NonNullable<RedisClientOptions['socket']>
+export type RedisClusterSocketOptions = NonNullable<NonNullable<RedisClusterOptions['defaults']>['socket']>
+
+export interface RedisNodeAddress {
+  host: string
+  port: number
+}
+
+export interface RedisCommonOptions {
+  /**
+   * Milliseconds a connection attempt may take, and how long the first operation waits for the first
+   * connection before failing (later operations fail at once until it is up).
+   * @default 5000
+   */
+  connectTimeout?: number
+  /**
+   * Cap of the reconnect backoff in milliseconds. After a drop the client retries at once, then after
+   * 50, 100, 200, ... ms up to this value, forever, until `close()`.
+   * @default 2000
+   */
+  maxReconnectDelay?: number
+}
+
+export interface RedisUrlOptions extends RedisCommonOptions {
+  /** `redis[s]://[[username][:password]@]host[:port][/db]`: `rediss://` for TLS, username/password for ACL. */
+  url: string
+  /** Extra node-redis socket options (e.g. `ca`, `cert`, `key` for TLS); host, port and TLS come from `url`. */
+  socket?: RedisSocketOptions
+  cluster?: never
+  client?: never
+}
+
+export interface RedisClusterConnectionOptions extends RedisCommonOptions {
+  /** Some nodes of the cluster (one reachable node is enough; the rest is discovered). */
+  cluster: readonly RedisNodeAddress[]
+  /** Socket options for every node, e.g. `{ tls: true, ca }`. */
+  socket?: RedisClusterSocketOptions
+  /** ACL username for every node. */
+  username?: string
+  /** ACL password (or `requirepass`) for every node. */
+  password?: string
+  /** Maps the addresses nodes announce to addresses this process can reach (NAT, containers). */
+  nodeAddressMap?: RedisClusterOptions['nodeAddressMap']
+  /** How many MOVED/ASK redirections a command may follow. @default 16 */
+  maxCommandRedirections?: number
+  url?: never
+  client?: never
+}
+
+export interface RedisClientConnectionOptions extends RedisCommonOptions {
+  /**
+   * A connected node-redis client or cluster client owned by the application: it is used as is (its own
+   * offline-queue and reconnect settings apply) and `close()` leaves it open.
+   */
+  client: NodeRedisClient | NodeRedisCluster
+  url?: never
+  cluster?: never
+}
+
+/** The three ways to reach Redis, shared by redisStore and redisBus. */
+export type RedisConnectionOptions =
+  | RedisUrlOptions
+  | RedisClusterConnectionOptions
+  | RedisClientConnectionOptions
+
+const DEFAULT_CONNECT_TIMEOUT = 5000
+const DEFAULT_MAX_RECONNECT_DELAY = 2000
+/** How long close() lets operations already sent finish before dropping the connection. */
+const CLOSE_GRACE_MS = 1000
+
+const CONNECTION_KEYS = ['url', 'cluster', 'client'] as const
+const ALLOWED_KEYS: Record<(typeof CONNECTION_KEYS)[number], readonly string[]> = {
+  url: ['url', 'socket', 'connectTimeout', 'maxReconnectDelay'],
+  cluster: [
+    'cluster',
+    'socket',
+    'username',
+    'password',
+    'nodeAddressMap',
+    'maxCommandRedirections',
+    'connectTimeout',
+    'maxReconnectDelay',
+  ],
+  client: ['client', 'connectTimeout', 'maxReconnectDelay'],
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null
+}
+
+function positiveNumber(options: Record<string, unknown>, key: string, fallback: number): number {
+  const value = options[key]
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidOptionError(key, `must be a positive number of milliseconds, got ${String(value)}`)
+  }
+  return value
+}
+
+function isClusterClient(client: NodeRedisClient | NodeRedisCluster): client is NodeRedisCluster {
+  return (
+    'masters' in client &&
+    'slots' in client &&
+    typeof (client as NodeRedisCluster).getSlotMaster === 'function'
+  )
+}
+
+/** Validates connection options once, at creation, with errors that name the option. */
+function validateConnectionOptions(options: unknown): RedisConnectionOptions {
+  if (!isObject(options)) {
+    throw new InvalidOptionError('options', 'expected an object with one of `url`, `cluster` or `client`')
+  }
+  const given = CONNECTION_KEYS.filter((key) => options[key] !== undefined)
+  if (given.length === 0)
+    throw new InvalidOptionError('url', 'one of `url`, `cluster` or `client` is required')
+  if (given.length > 1) throw new InvalidOptionError(given[1]!, `cannot be combined with \`${given[0]}\``)
+  const kind = given[0]!
+  for (const key of Object.keys(options)) {
+    if (options[key] !== undefined && !ALLOWED_KEYS[kind].includes(key)) {
+      throw new InvalidOptionError(key, `is not supported together with \`${kind}\``)
+    }
+  }
+  positiveNumber(options, 'connectTimeout', DEFAULT_CONNECT_TIMEOUT)
+  positiveNumber(options, 'maxReconnectDelay', DEFAULT_MAX_RECONNECT_DELAY)
+  if (options.socket !== undefined && !isObject(options.socket)) {
+    throw new InvalidOptionError('socket', 'must be an object of node-redis socket options')
+  }
+  for (const key of ['username', 'password'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'string') {
+      throw new InvalidOptionError(key, 'must be a string')
+    }
+  }
+  if (kind === 'url') {
+    const url = options.url
+    if (typeof url !== 'string') throw new InvalidOptionError('url', 'must be a string')
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      throw new InvalidOptionError('url', 'is not a valid URL (expected redis://host:port)')
+    }
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+      throw new InvalidOptionError('url', `must start with redis:// or rediss://, got ${parsed.protocol}//`)
+    }
+    if (parsed.hostname === '') throw new InvalidOptionError('url', 'has no host')
+    if (parsed.pathname.length > 1 && !/^\/\d+$/.test(parsed.pathname)) {
+      throw new InvalidOptionError('url', 'the path must be a database number, e.g. redis://host:6379/2')
+    }
+  } else if (kind === 'cluster') {
+    const nodes = options.cluster
+    if (!Array.isArray(nodes) || nodes.length === 0) {
+      throw new InvalidOptionError('cluster', 'must be a non-empty array of { host, port }')
+    }
+    nodes.forEach((node: unknown, index) => {
+      if (!isObject(node)) throw new InvalidOptionError(`cluster[${index}]`, 'must be { host, port }')
+      if (typeof node.host !== 'string' || node.host === '') {
+        throw new InvalidOptionError(`cluster[${index}].host`, 'must be a non-empty string')
+      }
+      if (
+        typeof node.port !== 'number' ||
+        !Number.isInteger(node.port) ||
+        node.port < 1 ||
+        node.port > 65535
+      ) {
+        throw new InvalidOptionError(`cluster[${index}].port`, 'must be an integer between 1 and 65535')
+      }
+    })
+    if (
+      options.maxCommandRedirections !== undefined &&
+      (typeof options.maxCommandRedirections !== 'number' ||
+        !Number.isInteger(options.maxCommandRedirections) ||
+        options.maxCommandRedirections < 0)
+    ) {
+      throw new InvalidOptionError('maxCommandRedirections', 'must be a non-negative integer')
+    }
+  } else {
+    const client = options.client
+    if (
+      !isObject(client) ||
+      typeof client.sendCommand !== 'function' ||
+      typeof client.duplicate !== 'function'
+    ) {
+      throw new InvalidOptionError(
+        'client',
+        'must be a node-redis v5 client or cluster (createClient / createCluster)',
+      )
+    }
+  }
+  return options as unknown as RedisConnectionOptions
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Connection
+
+/** node-redis type mapping that keeps bulk strings as Buffers: entry bytes never go through UTF-8. */
+const BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const
+
+/** Retry at once, then 50, 100, 200, ... ms, capped, with a little jitter; never gives up. */
+function cappedBackoff(maxDelay: number): (retries: number) => number {
+  return (retries) => Math.min(maxDelay, 50 * 2 ** Math.min(retries, 20) + Math.floor(Math.random() * 25))
+}
+
+/** A sleep that does not keep the process alive. */
+export function unrefSleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}
+
+/** Rejects after `ms` unless `promise` settles first. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message)), ms)
+        timer.unref()
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Not a reply from Redis: the connection failed (offline, closed, refused, timed out). */
+function isConnectionError(error: unknown): boolean {
+  return error instanceof Error && !(error instanceof ErrorReply)
+}
+
+/** The least time between two topology refreshes of a cluster client. */
+const MIN_REFRESH_INTERVAL_MS = 500
+
+/**
+ * A lazily opened node-redis client or cluster client with bounded waits. Shared by redisStore and
+ * redisBus (the bus publishes through it, uses `raw()` to find a channel's Cluster node and
+ * `dedicatedClient()` for its subscriber connections).
+ * @internal
+ */
+export class RedisConnection {
+  readonly isCluster: boolean
+  /** Whether this connection opened the client (and so closes it). */
+  readonly owned: boolean
+  readonly connectTimeout: number
+  readonly maxReconnectDelay: number
+  private client: NodeRedisClient | NodeRedisCluster | undefined
+  private connecting: Promise<void> | undefined
+  private connected = false
+  /** A first-connection wait timed out: fail at once until the background attempt succeeds. */
+  private unreachable = false
+  private closed = false
+  private lastError: unknown
+  private inflight = 0
+  private onIdle: (() => void) | undefined
+  private lastRefresh = 0
+  private refreshing: Promise<void> | undefined
+  /** onReconnect() listeners (wrapped, so that one function can be added twice). */
+  private readonly reconnectListeners = new Set<{ listener: () => void }>()
+  /** Detaches the reconnect watch from the client; set while watching. */
+  private unwatch: (() => void) | undefined
+
+  constructor(
+    readonly options: RedisConnectionOptions,
+    private readonly owner: string,
+  ) {
+    this.connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
+    this.maxReconnectDelay = options.maxReconnectDelay ?? DEFAULT_MAX_RECONNECT_DELAY
+    if (options.client !== undefined) {
+      this.owned = false
+      this.client = options.client
+      this.isCluster = isClusterClient(options.client)
+    } else {
+      this.owned = true
+      this.isCluster = options.cluster !== undefined
+    }
+  }
+
+  /**
+   * Calls `listener` each time the connection is ready again after it was lost, and when the first
+   * connection succeeds only after failed attempts (not when it succeeds at once); returns the
+   * unsubscribe function. See watchClient and watchCluster for the signals.
+   */
+  onReconnect(listener: () => void): () => void {
+    if (this.closed) return () => {}
+    const entry = { listener }
+    this.reconnectListeners.add(entry)
+    this.watch()
+    return () => {
+      if (this.reconnectListeners.delete(entry) && this.reconnectListeners.size === 0) this.stopWatching()
+    }
+  }
+
+  /**
+   * A new, unconnected standalone client with our connection policy (fails fast offline, reconnects
+   * forever with the capped backoff), for a connection of its own (the bus' subscribers): to the server of
+   * `url`, or a duplicate of `base`: on a single server the client passed in, on a Cluster the node client
+   * of the master to connect to (required).
+   */
+  dedicatedClient(base?: NodeRedisClient): NodeRedisClient {
+    if (base === undefined && this.options.url !== undefined) {
+      return createClient(this.urlClientOptions(this.options.url)) as unknown as NodeRedisClient
+    }
+    const from = base ?? (this.isCluster ? undefined : (this.options.client as NodeRedisClient))
+    if (from === undefined)
+      throw new Error(`${this.owner}: a Cluster connection needs the node to connect to`)
+    return from.duplicate({
+      socket: {
+        ...from.options.socket,
+        connectTimeout: this.connectTimeout,
+        reconnectStrategy: this.reconnectStrategy(),
+      } as RedisSocketOptions,
+      disableOfflineQueue: true,
+      // Not inherited from an application client: they make no sense on a subscriber connection.
+      clientSideCache: undefined,
+      emitInvalidate: undefined,
+    }) as NodeRedisClient
+  }
+
+  /**
+   * Resolves to the client once it is usable: waits for the first connection at most connectTimeout;
+   * after that, and whenever a wait has already timed out, never waits (node-redis fails fast offline).
+   */
+  async raw(): Promise<NodeRedisClient | NodeRedisCluster> {
+    if (!this.connected) await this.ready()
+    return this.client!
+  }
+
+  /**
+   * Sends one command with Buffer replies. On a Cluster `key` routes it (undefined: any node); on a single
+   * server it is ignored. Commands issued in the same tick are pipelined by node-redis.
+   */
+  send(key: RedisArgument | undefined, args: RedisArgument[], readonly = false): Promise<unknown> {
+    if (this.connected && !this.closed) return this.dispatch(key, args, readonly)
+    return this.ready().then(() => this.dispatch(key, args, readonly))
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.reconnectListeners.clear()
+    this.stopWatching()
+    const client = this.client
+    if (!this.owned || client === undefined) return
+    if (this.inflight > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => (this.onIdle = resolve)),
+        unrefSleep(CLOSE_GRACE_MS),
+      ])
+    }
+    destroyClient(client)
+  }
+
+  /**
+   * Makes node-redis re-read the Cluster topology (at most every 500 ms, or maxReconnectDelay). node-redis
+   * only does so on MOVED/ASK replies; when a master dies and its replica takes over, nothing answers
+   * MOVED and the dead master's slots would stay unreachable for good. We refresh on connection errors
+   * and, while someone listens for reconnects, periodically while a node is down (watchCluster).
+   */
+  refreshTopology(): Promise<void> {
+    if (!this.isCluster || !this.connected || this.closed) return Promise.resolve()
+    if (this.refreshing) return this.refreshing
+    const now = Date.now()
+    if (now - this.lastRefresh < Math.max(MIN_REFRESH_INTERVAL_MS, this.maxReconnectDelay))
+      return Promise.resolve()
+    this.lastRefresh = now
+    const cluster = this.client as NodeRedisCluster
+    // rediscover() asks `start` first, then the root nodes; prefer a node that is up.
+    const start = (cluster.masters.find((node) => node.client?.isReady) ?? cluster.masters[0])?.client
+    if (start === undefined) return Promise.resolve()
+    this.refreshing = withTimeout(
+      cluster._slots.rediscover(start as never),
+      this.connectTimeout,
+      'topology refresh timed out',
+    )
+      .catch((error: unknown) => {
+        this.lastError = error
+      })
+      .finally(() => {
+        this.refreshing = undefined
+      })
+    return this.refreshing
+  }
+
+  /**
+   * Sends the command and counts it in flight until it settles (close() waits for those). This is the
+   * hot path of every L2 call: one reaction per command (`.finally()` would chain three promises), with
+   * the Cluster's topology refresh on connection errors folded into the same rejection handler.
+   */
+  private dispatch(
+    key: RedisArgument | undefined,
+    args: RedisArgument[],
+    readonly: boolean,
+  ): Promise<unknown> {
+    const client = this.client!
+    const reply = this.isCluster
+      ? (client as NodeRedisCluster).sendCommand(key, readonly, args, BUFFERS)
+      : (client as NodeRedisClient).sendCommand(args, BUFFERS)
+    this.inflight++
+    return reply.then(this.settled, this.failed)
+  }
+
+  private readonly settled = (value: unknown): unknown => {
+    if (--this.inflight === 0 && this.onIdle) this.onIdle()
+    return value
+  }
+
+  private readonly failed = (error: unknown): never => {
+    if (--this.inflight === 0 && this.onIdle) this.onIdle()
+    if (this.isCluster && isConnectionError(error)) void this.refreshTopology()
+    throw error
+  }
+
+  private async ready(): Promise<void> {
+    if (this.closed) throw new CacheClosedError()
+    if (this.connected) return
+    if (!this.owned) {
+      if (!this.client!.isOpen) {
+        throw new Error(`${this.owner}: the client passed in is not connected (call its connect() first)`)
+      }
+      this.connected = true
+      this.watch()
+      return
+    }
+    if (this.unreachable) throw this.unavailable()
+    if (this.connecting === undefined) {
+      this.connecting = this.open()
+      // Only rejects when closed while connecting; waiters see CacheClosedError themselves.
+      this.connecting.catch(() => {})
+    }
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), this.connectTimeout)
+      timer.unref()
+    })
+    const outcome = await Promise.race([this.connecting.then(() => false), timedOut])
+    clearTimeout(timer)
+    if (this.closed) throw new CacheClosedError()
+    if (outcome) {
+      this.unreachable = true
+      throw this.unavailable()
+    }
+  }
+
+  private unavailable(): Error {
+    const where = this.options.url !== undefined ? 'Redis' : 'the Redis Cluster'
+    return new Error(
+      `${this.owner}: cannot reach ${where} (no connection within ${this.connectTimeout} ms)`,
+      {
+        cause: this.lastError,
+      },
+    )
+  }
+
+  /** The node-redis reconnect strategy every connection of ours uses. */
+  private reconnectStrategy(): (retries: number) => number {
+    return cappedBackoff(this.maxReconnectDelay)
+  }
+
+  private urlClientOptions(url: string): RedisClientOptions {
+    const socket = this.options.url !== undefined ? this.options.socket : undefined
+    return {
+      url,
+      socket: {
+        ...socket,
+        connectTimeout: this.connectTimeout,
+        reconnectStrategy: this.reconnectStrategy(),
+      } as RedisSocketOptions,
+      disableOfflineQueue: true,
+    }
+  }
+
+  /** Starts watching for reconnects once someone listens and the first connection is established. */
+  private watch(): void {
+    if (this.unwatch !== undefined || this.closed || this.reconnectListeners.size === 0) return
+    const client = this.client
+    if (client === undefined || (this.owned && !this.connected)) return
+    const reconnected = () => this.reconnected()
+    this.unwatch = isClusterClient(client)
+      ? watchCluster(
+          client,
+          reconnected,
+          () => void this.refreshTopology(),
+          Math.max(1000, this.maxReconnectDelay),
+        )
+      : watchClient(client, this.connected || client.isReady, reconnected)
+  }
+
+  private stopWatching(): void {
+    this.unwatch?.()
+    this.unwatch = undefined
+  }
+
+  private reconnected(): void {
+    if (this.closed) return
+    for (const { listener } of [...this.reconnectListeners]) {
+      try {
+        listener()
+      } catch (error) {
+        // A throwing listener must not break node-redis' event handling; surface it like the bus does.
+        queueMicrotask(() => {
+          throw error
+        })
+      }
+    }
+  }
+
+  /** Opens the client; retries in the background until connected or closed (never rejects otherwise). */
+  private async open(): Promise<void> {
+    const options = this.options
+    const reconnectStrategy = this.reconnectStrategy()
+    const remember = (error: unknown) => {
+      this.lastError = error
+    }
+    if (options.url !== undefined) {
+      const client = createClient(this.urlClientOptions(options.url))
+      client.on('error', remember)
+      this.client = client as unknown as NodeRedisClient
+      // node-redis retries the first connection with reconnectStrategy until it succeeds or is destroyed.
+      await client.connect()
+      if (this.closed || !client.isReady) throw new CacheClosedError()
+    } else if (options.cluster !== undefined) {
+      // Discovery gives up when no root node answers, and hangs while a master it lists is down (it waits
+      // for a connection to every node). Keep trying, with a fresh client each time, like a single client
+      // would: once the cluster has failed over, the topology no longer lists the dead master.
+      for (let attempt = 0; ; attempt++) {
+        if (this.closed) throw new CacheClosedError()
+        const cluster = createCluster({
+          rootNodes: options.cluster.map((node) => ({ socket: { host: node.host, port: node.port } })),
+          defaults: {
+            socket: { ...options.socket, connectTimeout: this.connectTimeout, reconnectStrategy },
+            ...(options.username !== undefined && { username: options.username }),
+            ...(options.password !== undefined && { password: options.password }),
+            disableOfflineQueue: true,
+          },
+          ...(options.nodeAddressMap !== undefined && { nodeAddressMap: options.nodeAddressMap }),
+          ...(options.maxCommandRedirections !== undefined && {
+            maxCommandRedirections: options.maxCommandRedirections,
+          }),
+        })
+        cluster.on('error', remember)
+        cluster.on('node-error', remember)
+        this.client = cluster as unknown as NodeRedisCluster
+        try {
+          await withTimeout(cluster.connect(), this.connectTimeout, 'cluster discovery timed out')
+          break
+        } catch (error) {
+          remember(error)
+          destroyClient(cluster as unknown as NodeRedisCluster)
+          await unrefSleep(reconnectStrategy(attempt))
+        }
+      }
+      if (this.closed) throw new CacheClosedError()
+    }
+    this.connected = true
+    this.unreachable = false
+    this.watch()
+    // A first connection that only succeeded after failed attempts is a comeback too: the cache may have
+    // opened its circuit breaker meanwhile, and this is the cue to probe it.
+    if (this.lastError !== undefined) this.reconnected()
+  }
+}
+
+/** Drops a node-redis client or cluster at once (close() can wait forever on an unresponsive server). */
+export function destroyClient(client: NodeRedisClient | NodeRedisCluster): void {
+  if (isClusterClient(client)) {
+    const nodeClients: NodeRedisClient[] = []
+    for (const node of [...client.masters, ...client.replicas]) {
+      if (node.client) nodeClients.push(node.client as NodeRedisClient)
+      const pubSub = (node as { pubSub?: { client: NodeRedisClient } }).pubSub
+      if (pubSub) nodeClients.push(pubSub.client)
+    }
+    try {
+      client.destroy()
+    } catch {
+      // a node client was already closed and node-redis stopped half-way: finish the job below
+      for (const nodeClient of nodeClients) destroyClient(nodeClient)
+    }
+    return
+  }
+  try {
+    if (client.isOpen) client.destroy()
+  } catch {
+    // already closed
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reconnect notifications
+
+/**
+ * Single server: calls `onReconnect` on each 'ready' of `client` after the first. node-redis emits 'ready'
+ * once per successful connection (after its handshake and resubscriptions), so a 'ready' that follows one
+ * we saw (or follows watching a client that was ready) always comes after a lost connection.
+ */
+function watchClient(client: NodeRedisClient, wasReady: boolean, onReconnect: () => void): () => void {
+  const ready = () => {
+    if (wasReady) onReconnect()
+    wasReady = true
+  }
+  client.on('ready', ready)
+  return () => {
+    client.off('ready', ready)
+  }
+}
+
+/**
+ * Cluster: calls `onReconnect` when a node client is ready again after its connection dropped, and when a
+ * node client created by a topology refresh is first ready while a lost node client was dropped by that
+ * refresh (a replica took over from a dead master: its slots are reachable again, on another node).
+ *
+ * Why these signals. The cluster client forwards only the FIRST 'ready' of each node client ('node-ready'
+ * is registered with `once`), so a master that comes back on its existing client is invisible at the
+ * cluster level: we listen to each node client ourselves, and hook the clients that appear after a
+ * topology refresh on 'node-connect', which node-redis emits before their 'ready'. A node client that a
+ * refresh destroys ('end') while down never comes back itself; the first new client to be ready stands in
+ * for it. We do not use "a command succeeded after errors": while the cache's circuit breaker is open no
+ * command is sent, which is exactly when a reconnect must be reported. For the same reason, while a node
+ * client is down we `refresh` the topology every `intervalMs` ourselves: node-redis only does so on
+ * MOVED replies or (RedisConnection) on failed commands, so without traffic it would never learn that a
+ * replica took over, and never connect to it.
+ * 'ready' means the socket and handshake are back, not that the node serves its slots yet (a restarted
+ * master may answer CLUSTERDOWN for a moment): listeners should take it as a cue to probe.
+ */
+function watchCluster(
+  cluster: NodeRedisCluster,
+  onReconnect: () => void,
+  refresh: () => void,
+  intervalMs: number,
+): () => void {
+  const hooked = new Map<NodeRedisClient, () => void>()
+  /** Node clients destroyed while down, not yet stood in for by a new client. */
+  let orphans = 0
+  /** Hooked node clients that are not ready. */
+  let down = 0
+  let refresher: NodeJS.Timeout | undefined
+  const countDown = (delta: number) => {
+    down += delta
+    if (down > 0 && refresher === undefined) {
+      refresher = setInterval(refresh, intervalMs)
+      refresher.unref()
+    } else if (down === 0 && refresher !== undefined) {
+      clearInterval(refresher)
+      refresher = undefined
+    }
+  }
+  const hook = (client: NodeRedisClient, known: boolean) => {
+    let everReady = known
+    let up = client.isReady
+    const ready = () => {
+      if (everReady) onReconnect()
+      else if (orphans > 0) {
+        orphans--
+        onReconnect()
+      }
+      everReady = true
+      if (!up) countDown(-1)
+      up = true
+    }
+    const lost = () => {
+      if (up) countDown(1)
+      up = false
+    }
+    const end = () => {
+      if (everReady && !up) orphans++
+      unhook()
+    }
+    const unhook = () => {
+      client.off('ready', ready)
+      client.off('reconnecting', lost)
+      client.off('end', end)
+      hooked.delete(client)
+      if (!up) countDown(-1)
+    }
+    client.on('ready', ready)
+    client.on('reconnecting', lost)
+    client.on('end', end)
+    hooked.set(client, unhook)
+    if (!up) countDown(1)
+  }
+  const sweep = (known: boolean) => {
+    for (const node of [...cluster.masters, ...cluster.replicas]) {
+      const client = node.client as NodeRedisClient | undefined
+      if (client !== undefined && !hooked.has(client)) hook(client, known)
+    }
+  }
+  const added = () => sweep(false)
+  sweep(true)
+  cluster.on('node-connect', added)
+  return () => {
+    cluster.off('node-connect', added)
+    for (const unhook of [...hooked.values()]) unhook()
+  }
+}
+
+/** Validates options and creates a connection (for redisStore and redisBus); connects on first use. */
+export function redisConnection(options: RedisConnectionOptions, owner: string): RedisConnection {
+  return new RedisConnection(validateConnectionOptions(options), owner)
+}
