@@ -390,6 +390,7 @@ export class Cache {
       // The cache's own copy: the caller keeps `value` and may mutate it after set() returns.
       value: ownCopy,
       frozen: this.freezes && deepFreeze(ownCopy),
+      lendable: false,
       version: ticket?.version ?? core.coherence.versions.next(),
       writtenAt: now,
       loadMs: ticket?.loadMs ?? 0,
@@ -629,19 +630,30 @@ export class Cache {
    * read began; otherwise it could get an answer older than a write it already knows of (read-your-writes).
    */
   private readL2Shared(rel: string, token: number, deadline: number | undefined): Promise<Lookup> {
-    const { reads, coherence, counters } = this.core
+    const core = this.core
+    const { reads, coherence, counters } = core
     const running = reads.get(rel)
     if (running !== undefined && coherence.untouchedSince(rel, running.token)) {
       counters.l2ReadsShared++
+      running.joined++
       return running.read
     }
     const read = this.readL2(rel, token, deadline)
-    const shared = { token, read }
+    const shared = { token, read, joined: 0 }
     reads.set(rel, shared)
-    const forget = () => {
-      if (reads.get(rel) === shared) reads.delete(rel)
-    }
-    read.then(forget, forget)
+    // Runs before any caller resumes (it was registered first): once the read is over nobody can join it.
+    read.then(
+      (found) => {
+        if (reads.get(rel) === shared) reads.delete(rel)
+        // A value that L1 did not keep and that only one caller will see needs no copy for that caller.
+        if (found !== undefined && shared.joined === 0 && core.l1?.peek(rel) !== found.entry) {
+          found.entry.lendable = true
+        }
+      },
+      () => {
+        if (reads.get(rel) === shared) reads.delete(rel)
+      },
+    )
     return read
   }
 
@@ -659,6 +671,7 @@ export class Cache {
     const entry: L1Entry = {
       value,
       frozen: this.freezes && deepFreeze(value),
+      lendable: false,
       version: stored.version,
       writtenAt: envelope.writtenAt,
       loadMs: envelope.loadMs,
@@ -885,7 +898,12 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** What a caller gets: the shared frozen value, or its own copy. */
 function handOut(entry: L1Entry): unknown {
-  return entry.frozen ? entry.value : cloneValue(entry.value)
+  if (entry.frozen) return entry.value
+  if (entry.lendable) {
+    entry.lendable = false
+    return entry.value
+  }
+  return cloneValue(entry.value)
 }
 
 type Outcome<T> = { status: 'done'; value: T } | { status: 'failed'; error: unknown } | { status: 'timeout' }

@@ -26,6 +26,11 @@ export interface L1Entry {
   value: unknown
   /** The value is deep-frozen plain data: it can be handed to callers without a copy. */
   frozen: boolean
+  /**
+   * No tier holds `value` and exactly one caller will get it (an L2 read that L1 did not keep, and that no
+   * other caller joined): that caller may take it as is, without a copy. Cleared once lent.
+   */
+  lendable: boolean
   version: number
   writtenAt: number
   /** How long the loader took to produce the value (0 for set). */
@@ -75,7 +80,7 @@ export class CacheCore {
   readonly counters = new StatsCounters()
   readonly flights = new SingleFlight<LoadOutcome | undefined>()
   /** L2 reads in flight by key, with the fill token each began with (see Cache.readL2Shared). */
-  readonly reads = new Map<string, { token: number; read: Promise<Lookup> }>()
+  readonly reads = new Map<string, { token: number; read: Promise<Lookup>; joined: number }>()
   readonly namespaces = new Map<string, NamespaceState>()
   readonly pending: PendingWrites
   /** How long an L1 entry (and so a stamp learned from the bus or L2) can live in this node. */
@@ -99,6 +104,7 @@ export class CacheCore {
   private subscription: BusSubscription | undefined
   private readonly ready: Promise<void>
   private readonly maintenanceTimer: NodeJS.Timeout
+  private readonly stopReconnectWatch: (() => void) | undefined
   private longestLifetimeMs: number
 
   constructor(options: ResolvedOptions) {
@@ -124,6 +130,11 @@ export class CacheCore {
     this.refreshesOnRead =
       options.loader !== undefined && (options.refreshAhead > 0 || options.earlyRefreshBeta > 0)
     this.namespaces.set('', { path: '', prefix: '', stampKeys: ['n:'] })
+    // When the store's connection is back, probe it at once rather than waiting out the open circuit.
+    const l2 = options.l2
+    this.stopReconnectWatch = l2?.onReconnect?.(() => {
+      this.remote?.probe(() => l2.getStamps([this.l2StampKey('n:')]))
+    })
     this.ready = this.subscribe()
     this.ready.catch(() => {})
     this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_INTERVAL_MS)
@@ -135,6 +146,8 @@ export class CacheCore {
     if (circuitBreaker === false) return undefined
     return new CircuitBreaker(`${target} of cache '${namespace}'`, circuitBreaker, clock, (state) => {
       if (circuitChannel.hasSubscribers) circuitChannel.publish({ namespace, target, state })
+      // Redis answers again: what failed while it did not goes out now, not at the next retry tick.
+      if (state === 'closed' && !this.closed) void this.pending.retry()
     })
   }
 
@@ -407,6 +420,7 @@ export class CacheCore {
     if (this.closed) return
     this.closed = true
     clearInterval(this.maintenanceTimer)
+    this.stopReconnectWatch?.()
     // Loads in flight are the application's: close() does not wait for them (a hung loader would hang
     // it). If one finishes later, its writes fail quietly against the closed tiers.
     await this.pending.retry()

@@ -107,6 +107,25 @@ describe('mutation isolation', () => {
     expect(b!.list).toEqual([1, 2])
     expect(await cache.get('k')).toEqual({ list: [1, 2] })
   })
+
+  it('with l1: false, callers that share one L2 read each get their own object', async () => {
+    // A value read from L2 that no tier keeps is handed to a lone caller without a copy; callers that
+    // joined the same read must still not see each other's mutations.
+    const cache = createCache({ namespace: 'iso', l1: false, l2: memoryStore() })
+    caches.push(cache)
+    await cache.set('k', { list: [1] })
+    const [a, b, c] = (await Promise.all([cache.get('k'), cache.get('k'), cache.get('k')])) as {
+      list: number[]
+    }[]
+    expect(cache.stats().l2.sharedReads).toBe(2)
+    a!.list.push(2)
+    b!.list.push(3)
+    expect(c!.list).toEqual([1])
+    expect(new Set([a, b, c]).size).toBe(3)
+    const alone = (await cache.get('k')) as { list: number[] }
+    alone.list.push(4)
+    expect(await cache.get('k')).toEqual({ list: [1] })
+  })
 })
 
 describe("l1.isolation: 'freeze'", () => {

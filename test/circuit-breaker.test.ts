@@ -114,6 +114,19 @@ describe('CircuitBreaker', () => {
     expect(cb.opened).toBe(3)
   })
 
+  it('probeNow (the connection is back) lets the next call probe at once instead of after openMs', async () => {
+    const { cb, changes } = breaker(2, 60_000)
+    await failTimes(cb, 2)
+    expect(cb.allow()).toBe(false)
+    cb.probeNow()
+    expect(cb.state).toBe('half-open')
+    expect(await cb.run(ok)).toBe('ok')
+    expect(cb.state).toBe('closed')
+    expect(changes).toEqual(['open', 'half-open', 'closed'])
+    cb.probeNow() // closed: nothing to do
+    expect(changes).toHaveLength(3)
+  })
+
   it('a probe that rejects with a synchronous throw still counts as a failure and frees the probe slot', async () => {
     const { cb, clock } = breaker(1, 100)
     await failTimes(cb, 1)
@@ -169,6 +182,33 @@ describe('RemoteTier deadlines', () => {
     // Not a failure of L2: the breaker (threshold 1) did not count it.
     expect(cb.state).toBe('closed')
     expect(cb.opened).toBe(0)
+  })
+
+  it('probe() on reconnect: an open circuit is probed through the given call and closes if it succeeds', async () => {
+    const store = fakeStore()
+    store.get = vi.fn(() => Promise.reject(new Error('down')))
+    const { cb } = breaker(2, 60_000)
+    const tier = new RemoteTier(store, 10_000, cb)
+    for (let i = 0; i < 2; i++) await expect(tier.get('k')).rejects.toThrow('down')
+    expect(cb.state).toBe('open')
+    const probeCall = vi.fn(() => Promise.resolve([0]))
+    tier.probe(probeCall)
+    expect(probeCall).toHaveBeenCalledTimes(1)
+    await vi.waitFor(() => expect(cb.state).toBe('closed'))
+    tier.probe(probeCall) // closed: no probe
+    expect(probeCall).toHaveBeenCalledTimes(1)
+  })
+
+  it('a failed reconnect probe leaves the circuit open for another openMs', async () => {
+    const store = fakeStore()
+    store.get = vi.fn(() => Promise.reject(new Error('down')))
+    const { cb } = breaker(1, 60_000)
+    const tier = new RemoteTier(store, 10_000, cb)
+    await expect(tier.get('k')).rejects.toThrow('down')
+    tier.probe(() => Promise.reject(new Error('still down')))
+    await vi.waitFor(() => expect(cb.opened).toBe(2))
+    expect(cb.state).toBe('open')
+    await expect(tier.get('k')).rejects.toMatchObject({ code: 'E_CIRCUIT_OPEN' })
   })
 
   it('a call within its deadline reaches the store', async () => {

@@ -94,6 +94,31 @@ describe('recovery of writes made while Redis is down (issue 3)', () => {
     expect(await b.get('k')).toBe('v2')
   })
 
+  it('with the circuit open, the cache uses Redis again as soon as it is back, not after openDuration', async () => {
+    const c = createCache({
+      namespace,
+      l2: redisStore({ url: server!.url }),
+      bus: redisBus({ url: server!.url }),
+      l2Timeout: '200ms',
+      circuitBreaker: { failureThreshold: 2, openDuration: '60s' },
+    })
+    try {
+      await c.ready()
+      await outage(async () => {
+        await c.set('k', 'during') // queued: L2 is unreachable
+        while (c.stats().l2.circuit !== 'open') await c.get('other')
+      })
+      // Only the reconnect probe can close the circuit this early (openDuration is 60 s), and the
+      // pending write goes out as soon as it has.
+      await eventually(() => c.stats().l2.circuit === 'closed', 15_000, 'the circuit to close')
+      await eventually(() => c.stats().pending === 0, 5000, 'the pending write to go out')
+      expect(await rawGet(`${namespace}:k`)).toContain('during')
+      expect(await b.get('k')).toBe('during')
+    } finally {
+      await c.close()
+    }
+  })
+
   it('a set whose reply was lost (it reached L2, the client timed out) is announced by its retry', async () => {
     await a.set('k', 'old')
     expect(await b.get('k')).toBe('old')

@@ -27,6 +27,7 @@ export interface EnvelopeHeader {
   stampGens: readonly number[]
 }
 
+/** Decoded envelopes may share their stampKeys and stampGens arrays: never mutate them. */
 export interface DecodedEnvelope extends EnvelopeHeader {
   /** The codec bytes of the value (a view into the envelope, not a copy). */
   payload: Uint8Array
@@ -55,6 +56,13 @@ export function encodeEnvelope(header: EnvelopeHeader, payload: Uint8Array): Buf
   return out
 }
 
+/**
+ * The namespace and stamp part of the last envelope decoded. Nearly every entry of a cache carries the
+ * same one (same namespace, same tags, generations that rarely move), so a read that finds the same bytes
+ * again reuses its strings and arrays instead of decoding them: the L2 read path allocates less.
+ */
+let lastTail: { bytes: Buffer; namespacePath: string; stampKeys: string[]; stampGens: number[] } | undefined
+
 export function decodeEnvelope(bytes: Uint8Array): DecodedEnvelope {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   try {
@@ -67,36 +75,53 @@ export function decodeEnvelope(bytes: Uint8Array): DecodedEnvelope {
     const loadMs = buf.readUInt32BE(9)
     const freshUntil = buf.readDoubleBE(13)
     const staleUntil = buf.readDoubleBE(21)
-    const nsLen = buf.readUInt16BE(29)
-    let at = FIXED_BYTES
-    const namespacePath = buf.toString('utf8', at, at + nsLen)
-    at += nsLen
+    // The tail: namespace length and bytes, stamp count, stamps. Measured first, decoded only if new.
+    const tailStart = FIXED_BYTES - 2
+    let at = FIXED_BYTES + buf.readUInt16BE(tailStart)
     const count = buf.readUInt16BE(at)
     at += 2
-    const stampKeys: string[] = new Array(count)
-    const stampGens: number[] = new Array(count)
-    for (let i = 0; i < count; i++) {
-      const len = buf.readUInt16BE(at)
-      at += 2
-      if (at + len + 8 > buf.length) throw new RangeError('stamp runs past the end')
-      stampKeys[i] = buf.toString('utf8', at, at + len)
-      at += len
-      stampGens[i] = buf.readDoubleBE(at)
-      at += 8
-    }
+    for (let i = 0; i < count; i++) at += 2 + buf.readUInt16BE(at) + 8
     if (at > buf.length) throw new RangeError('header runs past the end')
+    const cached = lastTail
+    const tail =
+      cached !== undefined &&
+      cached.bytes.length === at - tailStart &&
+      buf.compare(cached.bytes, 0, cached.bytes.length, tailStart, at) === 0
+        ? cached
+        : decodeTail(buf, tailStart, at, count)
     return {
       writtenAt,
       loadMs,
       freshUntil,
       staleUntil,
-      namespacePath,
-      stampKeys,
-      stampGens,
+      namespacePath: tail.namespacePath,
+      stampKeys: tail.stampKeys,
+      stampGens: tail.stampGens,
       payload: buf.subarray(at),
     }
   } catch (err) {
     if (err instanceof CorruptEntryError) throw err
     throw new CorruptEntryError('Entry read from L2 is truncated or corrupt', { cause: err })
   }
+}
+
+function decodeTail(buf: Buffer, start: number, end: number, count: number): NonNullable<typeof lastTail> {
+  const nsLen = buf.readUInt16BE(start)
+  let at = start + 2
+  const namespacePath = buf.toString('utf8', at, at + nsLen)
+  at += nsLen + 2
+  const stampKeys: string[] = new Array(count)
+  const stampGens: number[] = new Array(count)
+  for (let i = 0; i < count; i++) {
+    const len = buf.readUInt16BE(at)
+    at += 2
+    stampKeys[i] = buf.toString('utf8', at, at + len)
+    at += len
+    stampGens[i] = buf.readDoubleBE(at)
+    at += 8
+  }
+  // A copy: `buf` may be a view into a socket chunk that must not be kept alive.
+  const tail = { bytes: Buffer.from(buf.subarray(start, end)), namespacePath, stampKeys, stampGens }
+  lastTail = tail
+  return tail
 }

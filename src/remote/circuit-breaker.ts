@@ -22,6 +22,13 @@ export class CircuitOpenError extends CoherentError {
   }
 }
 
+export enum Admission {
+  Refused = 0,
+  Call = 1,
+  /** The one call let through in half-open state; its outcome decides the state. */
+  Probe = 2,
+}
+
 export interface CircuitBreakerOptions {
   /** Consecutive failures that open the circuit. @default 5 */
   failureThreshold: number
@@ -46,19 +53,34 @@ export class CircuitBreaker {
 
   /** Runs `call` unless the circuit is open; records its outcome. */
   async run<T>(call: () => Promise<T>): Promise<T> {
-    if (!this.allow()) throw new CircuitOpenError(this.name)
-    const probe = this.state === 'half-open'
-    if (probe) this.probing = true
+    const admission = this.admit()
+    if (admission === Admission.Refused) throw new CircuitOpenError(this.name)
     try {
       const result = await call()
-      this.succeeded()
+      this.record(admission, true)
       return result
     } catch (err) {
-      this.failed()
+      this.record(admission, false)
       throw err
-    } finally {
-      if (probe) this.probing = false
     }
+  }
+
+  /**
+   * Before a call: Refused if it must not be made (open, or half-open with its probe in flight);
+   * otherwise the call goes ahead and its outcome must be passed to record() with this admission.
+   */
+  admit(): Admission {
+    if (!this.allow()) return Admission.Refused
+    if (this.state !== 'half-open') return Admission.Call
+    this.probing = true
+    return Admission.Probe
+  }
+
+  /** The outcome of a call that admit() let through. */
+  record(admission: Admission, ok: boolean): void {
+    if (admission === Admission.Probe) this.probing = false
+    if (ok) this.succeeded()
+    else this.failed()
   }
 
   /** True if a call may go through now (closed, or half-open with no probe in flight). */
@@ -69,6 +91,14 @@ export class CircuitBreaker {
       this.transition('half-open')
     }
     return !this.probing
+  }
+
+  /**
+   * The connection says it is back: stop waiting out openMs and let the next call probe it now. Without
+   * this, the first call to reach a recovered Redis would come up to openMs after it recovered.
+   */
+  probeNow(): void {
+    if (this.state === 'open') this.transition('half-open')
   }
 
   succeeded(): void {

@@ -1,6 +1,6 @@
 import { CoherentError } from '../errors.js'
 import type { RemoteStore, StoredEntry } from '../stores/store.js'
-import type { CircuitBreaker } from './circuit-breaker.js'
+import { Admission, type CircuitBreaker, CircuitOpenError } from './circuit-breaker.js'
 
 /** An L2 call took longer than `l2Timeout`. The cache treats it like any L2 failure and degrades. */
 export class L2TimeoutError extends CoherentError {
@@ -15,6 +15,9 @@ export class L2TimeoutError extends CoherentError {
  * that makes several L2 calls (a read, a stamp lookup, a write) passes one `deadline` (epoch ms) to all
  * of them, so that together they wait at most `l2Timeout`. Stores stay free of policy; the cache only
  * talks to this.
+ *
+ * Every cache read that misses L1 comes through here, so the common calls avoid a closure and an async
+ * frame per call: they check the budget and the breaker, start the store call, and watch it (see watch()).
  */
 export class RemoteTier {
   constructor(
@@ -29,7 +32,16 @@ export class RemoteTier {
   }
 
   get(key: string, deadline?: number): Promise<StoredEntry | undefined> {
-    return this.call('get', () => this.store.get(key), deadline)
+    const timeoutMs = this.budget(deadline)
+    const admission = this.admit(timeoutMs)
+    if (admission !== Admission.Call && admission !== Admission.Probe) return this.refuse('get', admission)
+    let call: Promise<StoredEntry | undefined>
+    try {
+      call = this.store.get(key)
+    } catch (err) {
+      return this.failedToStart(admission, err)
+    }
+    return this.watch('get', admission, timeoutMs, call)
   }
 
   set(key: string, bytes: Uint8Array, version: number, ttlMs: number, deadline?: number): Promise<number> {
@@ -63,32 +75,74 @@ export class RemoteTier {
    * Past the deadline it fails at once without touching the store or the breaker.
    */
   call<T>(operation: string, start: () => Promise<T>, deadline?: number): Promise<T> {
-    const timeoutMs =
-      deadline === undefined ? this.timeoutMs : Math.min(this.timeoutMs, deadline - Date.now())
-    if (timeoutMs <= 0) return Promise.reject(new L2TimeoutError(operation, this.timeoutMs))
-    const breaker = this.breaker
-    const bounded = () => this.bounded(operation, start, timeoutMs)
-    return breaker === undefined ? bounded() : breaker.run(bounded)
+    const timeoutMs = this.budget(deadline)
+    const admission = this.admit(timeoutMs)
+    if (admission !== Admission.Call && admission !== Admission.Probe)
+      return this.refuse(operation, admission)
+    let call: Promise<T>
+    try {
+      call = start()
+    } catch (err) {
+      return this.failedToStart(admission, err)
+    }
+    return this.watch(operation, admission, timeoutMs, call)
   }
 
-  private bounded<T>(operation: string, start: () => Promise<T>, timeoutMs: number): Promise<T> {
+  /**
+   * The store says its connection is back: probe it now (through `start`, a cheap read) instead of
+   * waiting out the breaker's open duration. Its success closes the circuit.
+   */
+  probe(start: () => Promise<unknown>): void {
+    const breaker = this.breaker
+    if (breaker === undefined || breaker.state === 'closed') return
+    breaker.probeNow()
+    this.call('probe', start).catch(() => {})
+  }
+
+  private budget(deadline: number | undefined): number {
+    return deadline === undefined ? this.timeoutMs : Math.min(this.timeoutMs, deadline - Date.now())
+  }
+
+  /** Admission.Call or Probe to go ahead; -1 when the budget is spent (neither store nor breaker touched). */
+  private admit(timeoutMs: number): Admission | -1 {
+    if (timeoutMs <= 0) return -1
+    return this.breaker === undefined ? Admission.Call : this.breaker.admit()
+  }
+
+  private refuse(operation: string, admission: Admission | -1): Promise<never> {
+    return Promise.reject(
+      admission === -1
+        ? new L2TimeoutError(operation, this.timeoutMs)
+        : new CircuitOpenError(this.breaker!.name),
+    )
+  }
+
+  private failedToStart(admission: Admission, err: unknown): Promise<never> {
+    this.breaker?.record(admission, false)
+    return Promise.reject(err)
+  }
+
+  /** Settles with `call`, or fails at `timeoutMs`; records the outcome with the breaker. */
+  private watch<T>(operation: string, admission: Admission, timeoutMs: number, call: Promise<T>): Promise<T> {
+    const breaker = this.breaker
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new L2TimeoutError(operation, this.timeoutMs)), timeoutMs)
-      let call: Promise<T>
-      try {
-        call = start()
-      } catch (err) {
-        clearTimeout(timer)
-        reject(err)
-        return
-      }
+      let settled = false
+      const timer = setTimeout(() => {
+        settled = true
+        breaker?.record(admission, false)
+        reject(new L2TimeoutError(operation, this.timeoutMs))
+      }, timeoutMs)
       call.then(
         (value) => {
+          if (settled) return
           clearTimeout(timer)
+          breaker?.record(admission, true)
           resolve(value)
         },
         (err) => {
+          if (settled) return
           clearTimeout(timer)
+          breaker?.record(admission, false)
           reject(err)
         },
       )
