@@ -665,7 +665,8 @@ export class Cache {
     const envelope = decodeEnvelope(stored.bytes)
     core.coherence.versions.observe(stored.version)
     if (envelope.staleUntil <= core.options.clock.now()) return undefined
-    const gens = await core.stampGens(envelope.stampKeys, deadline)
+    const gens =
+      core.knownStampGens(envelope.stampKeys) ?? (await core.stampGens(envelope.stampKeys, deadline))
     for (let i = 0; i < gens.length; i++) if (gens[i]! > envelope.stampGens[i]!) return undefined
     const value = decode(envelope.payload)
     const entry: L1Entry = {

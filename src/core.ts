@@ -222,6 +222,26 @@ export class CacheCore {
     return sharedGens(stampKeys.map((key) => coherence.stampGen(key)))
   }
 
+  /**
+   * The generations of `stampKeys` from the local table, or undefined if it cannot answer (not trusted, or
+   * a stamp it has not learned yet). The synchronous path of stampGens for reads: no await, no arrays.
+   */
+  knownStampGens(stampKeys: readonly string[]): readonly number[] | undefined {
+    const { coherence } = this
+    if (!coherence.trusted) return undefined
+    const stamps = coherence.stamps
+    let gens: number[] | undefined
+    for (let i = 0; i < stampKeys.length; i++) {
+      const stamp = stamps.get(stampKeys[i]!)
+      if (stamp === undefined) return undefined
+      if (stamp.gen !== 0) {
+        gens ??= new Array<number>(stampKeys.length).fill(0)
+        gens[i] = stamp.gen
+      }
+    }
+    return gens ?? zeroGens(stampKeys.length)
+  }
+
   // ---- writes L2 has not got yet --------------------------------------------------------------------
 
   /** Records a write of `rel` that failed to reach L2 (unless a newer one is recorded); returns the record. */
@@ -437,7 +457,10 @@ const ZERO_GENS: (readonly number[])[] = []
 /** Most entries are written under generation 0 of every stamp: they share one frozen array per length. */
 export function sharedGens(gens: number[]): readonly number[] {
   for (const gen of gens) if (gen !== 0) return gens
-  const length = gens.length
+  return zeroGens(gens.length)
+}
+
+function zeroGens(length: number): readonly number[] {
   ZERO_GENS[length] ??= Object.freeze(new Array<number>(length).fill(0))
   return ZERO_GENS[length]!
 }
