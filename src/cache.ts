@@ -102,6 +102,14 @@ export class Cache {
     // trigger a background refresh, which the slow path decides).
     const l1 = core.l1
     if (l1 !== undefined && core.coherence.trusted && !core.refreshesOnRead) {
+      // Most hits: the entry's shortcut (see CacheCore.storeL1) answers without loading the entry itself.
+      if (!core.coherence.anyStampMoved) {
+        const shortcut = l1.getShortcut(rel)
+        if (shortcut !== undefined) {
+          core.counters.l1Hits++
+          return Promise.resolve((core.copiesOnRead ? cloneValue(shortcut) : shortcut) as T)
+        }
+      }
       const entry = l1.get(rel)
       // L1 drops an entry at its staleUntil (or l1.ttl, if sooner): without grace, an entry L1 still holds
       // is fresh and the clock need not be read again.

@@ -85,6 +85,8 @@ export class CacheCore {
   readonly pending: PendingWrites
   /** How long an L1 entry (and so a stamp learned from the bus or L2) can live in this node. */
   readonly trustWindowMs: number
+  /** l1.isolation is 'copy': callers always get their own copy of an L1 value. */
+  readonly copiesOnRead: boolean
   /** True when get() with the configured loader may refresh early (refreshAhead or earlyRefresh). */
   readonly refreshesOnRead: boolean
   /** When each key's loader last failed (for failSafeThrottle). */
@@ -127,6 +129,7 @@ export class CacheCore {
     this.channel = `coherent:${options.namespace}`
     this.trustWindowMs = l1 === false ? Math.min(options.ttl, 60_000) : l1.ttl
     this.longestLifetimeMs = options.ttl + options.grace
+    this.copiesOnRead = l1 === false || l1.isolation === 'copy'
     this.refreshesOnRead =
       options.loader !== undefined && (options.refreshAhead > 0 || options.earlyRefreshBeta > 0)
     this.namespaces.set('', { path: '', prefix: '', stampKeys: ['n:'] })
@@ -304,7 +307,12 @@ export class CacheCore {
       l1.delete(rel)
       return
     }
-    l1.set(rel, entry, lifetime, bytes + rel.length)
+    // The hit path's shortcut (Cache.get): the value itself, for an entry whose L1 lifetime ends by its
+    // freshness (no grace: L1 drops it at freshUntil or sooner) and that needs no per-entry decision on
+    // how to hand it out (copy mode always copies; freeze mode shares only what deepFreeze could freeze).
+    const shortcut =
+      entry.staleUntil === entry.freshUntil && (this.copiesOnRead || entry.frozen) ? entry.value : undefined
+    l1.set(rel, entry, lifetime, bytes + rel.length, shortcut)
   }
 
   // ---- bus --------------------------------------------------------------------------------------

@@ -207,3 +207,38 @@ describe('LocalTier TTL', () => {
     }
   })
 })
+
+describe('LocalTier shortcuts', () => {
+  it('getShortcut answers only for a live entry stored with one, and counts the hit like get', () => {
+    const clock = new ManualClock()
+    const { tier } = recordingTier<{ big: string }>({ maxEntries: 10, clock })
+    tier.set('a', { big: 'entry' }, 100, 1, 'A')
+    tier.set('b', { big: 'entry' }, 100) // no shortcut
+    expect(tier.getShortcut('a')).toBe('A')
+    expect(tier.getShortcut('b')).toBeUndefined()
+    expect(tier.getShortcut('missing')).toBeUndefined()
+    expect(tier.stats).toMatchObject({ hits: 1, misses: 0 }) // only the answered shortcut counts
+    clock.advance(100)
+    expect(tier.getShortcut('a')).toBeUndefined() // expired: get() decides and removes
+    expect(tier.get('a')).toBeUndefined()
+    checkInvariants(tier)
+  })
+
+  it('replacing or deleting an entry replaces or drops its shortcut; freed slots forget theirs', () => {
+    const { tier } = recordingTier<string>({ maxEntries: 2 })
+    tier.set('a', 'v1', NEVER, 1, 's1')
+    tier.set('a', 'v2', NEVER) // replaced without a shortcut
+    expect(tier.getShortcut('a')).toBeUndefined()
+    tier.set('a', 'v3', NEVER, 1, 's3')
+    expect(tier.getShortcut('a')).toBe('s3')
+    tier.delete('a')
+    expect(tier.getShortcut('a')).toBeUndefined()
+    tier.set('b', 'vb', NEVER) // reuses the freed slot
+    expect(tier.getShortcut('b')).toBeUndefined()
+    tier.set('c', 'vc', NEVER, 1, 'sc')
+    tier.clear()
+    tier.set('c', 'vc', NEVER)
+    expect(tier.getShortcut('c')).toBeUndefined()
+    checkInvariants(tier)
+  })
+})

@@ -132,6 +132,11 @@ export class Coherence {
   }
 
   /** True if no known stamp has moved past the generation the entry recorded for it. */
+  /** True once some tag or namespace stamp this node knows of has moved past generation 0. */
+  get anyStampMoved(): boolean {
+    return this.movedStamps !== 0
+  }
+
   isCurrent(stampKeys: readonly string[], stampGens: readonly number[]): boolean {
     // Until some tag or namespace has been invalidated, every entry is current: no lookups at all.
     if (this.movedStamps === 0) return true

@@ -208,6 +208,23 @@ export class LocalTier<V> {
     return this.store.values[slot]
   }
 
+  /**
+   * The shortcut stored with `key`'s live entry (see set), recording the hit like get(); undefined, and
+   * nothing recorded, if there is no live entry or it has no shortcut (the caller then uses get()).
+   */
+  getShortcut(key: string): unknown {
+    const slot = this.index.get(key)
+    if (slot === undefined) return undefined
+    const shortcut = this.store.shortcuts[slot]
+    if (shortcut === undefined || (this.ttlEntries !== 0 && this.isExpired(slot))) return undefined
+    const pending = this.pendingHits
+    this.hitBuffer[pending] = slot
+    this.pendingHits = pending + 1
+    if (pending + 1 === READ_BUFFER_SIZE) this.drainHits()
+    this.stats.hits++
+    return shortcut
+  }
+
   /** Returns the live value for `key` without touching the policy or the stats. */
   peek(key: string): V | undefined {
     const slot = this.index.get(key)
@@ -234,8 +251,10 @@ export class LocalTier<V> {
    * or ttlMs <= 0 (already expired): nothing is stored and the previous entry for `key` is removed
    * (without onEvict, like delete). TinyLFU may also reject an entry larger than its admission window
    * at once (it is then evicted with cause 'size' and set returns false).
+   * `shortcut`, if given, is what getShortcut() answers for this entry (replacing the value's entry does
+   * too: a shortcut never outlives the value it was given with).
    */
-  set(key: string, value: V, ttlMs: number, size = 1): boolean {
+  set(key: string, value: V, ttlMs: number, size = 1, shortcut?: unknown): boolean {
     if (!(size >= 0 && size !== Number.POSITIVE_INFINITY)) {
       throw new RangeError(`LocalTier.set: size must be a finite number >= 0, got ${size}`)
     }
@@ -256,6 +275,7 @@ export class LocalTier<V> {
       const oldSize = store.sizes[slot]!
       if (store.expiry[slot] !== Number.POSITIVE_INFINITY) this.ttlEntries--
       store.values[slot] = value
+      store.shortcuts[slot] = shortcut
       store.expiry[slot] = expiry
       store.sizes[slot] = size
       this.totalBytes += size - oldSize
@@ -265,6 +285,7 @@ export class LocalTier<V> {
       slot = store.alloc()
       store.keys[slot] = key
       store.values[slot] = value
+      store.shortcuts[slot] = shortcut
       store.expiry[slot] = expiry
       store.sizes[slot] = size
       this.index.set(key, slot)

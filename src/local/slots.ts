@@ -22,6 +22,11 @@ export const MAX_SLOTS = 2 ** 31 - 2
 export class SlotStore<V> {
   keys: (string | undefined)[]
   values: (V | undefined)[]
+  /**
+   * What a hit may answer with directly, when the tier's user gave one (see LocalTier.getShortcut):
+   * reading it skips loading the value object itself, one dependent memory access fewer per hit.
+   */
+  shortcuts: unknown[]
   /** Absolute expiry time in clock milliseconds; Infinity = never expires. */
   expiry: Float64Array
   /** Weight counted against maxBytes. */
@@ -48,6 +53,7 @@ export class SlotStore<V> {
     this.limit = limit
     this.keys = new Array<string | undefined>(capacity).fill(undefined)
     this.values = new Array<V | undefined>(capacity).fill(undefined)
+    this.shortcuts = new Array<unknown>(capacity).fill(undefined)
     this.expiry = new Float64Array(capacity).fill(Number.POSITIVE_INFINITY)
     this.sizes = new Float64Array(capacity)
     this.links = new Int32Array(4 * capacity).fill(NIL)
@@ -74,6 +80,7 @@ export class SlotStore<V> {
   release(slot: number): void {
     this.keys[slot] = undefined
     this.values[slot] = undefined
+    this.shortcuts[slot] = undefined
     this.expiry[slot] = Number.POSITIVE_INFINITY
     this.sizes[slot] = 0
     this.links[4 * slot] = NIL
@@ -89,6 +96,8 @@ export class SlotStore<V> {
     this.keys.fill(undefined, this.capacity)
     this.values.length = capacity
     this.values.fill(undefined, this.capacity)
+    this.shortcuts.length = capacity
+    this.shortcuts.fill(undefined, this.capacity)
     this.expiry = growFloat64(this.expiry, capacity, Number.POSITIVE_INFINITY)
     this.sizes = growFloat64(this.sizes, capacity, 0)
     this.links = growInt32(this.links, 4 * capacity, NIL)
@@ -101,6 +110,7 @@ export class SlotStore<V> {
   reset(): void {
     this.keys.fill(undefined)
     this.values.fill(undefined)
+    this.shortcuts.fill(undefined)
     this.expiry.fill(Number.POSITIVE_INFINITY)
     this.sizes.fill(0)
     this.links.fill(NIL)
