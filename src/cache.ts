@@ -90,26 +90,38 @@ export class Cache {
     const core = this.core
     // Short keys of type string are valid: the full check (and its error) only off the hot path.
     if (core.closed || typeof key !== 'string' || key.length === 0 || key.length > 341) {
-      try {
-        if (core.closed) throw new CacheClosedError()
-        validateKey(key)
-      } catch (err) {
-        return Promise.reject(err)
-      }
+      return this.getChecked<T>(key)
     }
     const rel = this.ns.prefix === '' ? key : this.ns.prefix + key
-    // Hot path: a fresh, current L1 entry answers without awaiting anything (unless a read may have to
-    // trigger a background refresh, which the slow path decides).
-    const l1 = core.l1
-    if (l1 !== undefined && core.coherence.trusted && !core.refreshesOnRead) {
-      // Most hits: the entry's shortcut (see CacheCore.storeL1) answers without loading the entry itself.
-      if (!core.coherence.anyStampMoved) {
-        const shortcut = l1.getShortcut(rel)
-        if (shortcut !== undefined) {
-          core.counters.l1Hits++
-          return Promise.resolve((core.copiesOnRead ? cloneValue(shortcut) : shortcut) as T)
-        }
+    // Hot path, kept small so that it inlines: most hits answer from the entry's shortcut (see
+    // CacheCore.storeL1) without loading the entry itself.
+    const l1 = core.hitPathL1
+    if (l1 !== undefined && core.coherence.trusted && !core.coherence.anyStampMoved) {
+      const shortcut = l1.getShortcut(rel)
+      if (shortcut !== undefined) {
+        core.counters.l1Hits++
+        return Promise.resolve((core.copiesOnRead ? cloneValue(shortcut) : shortcut) as T)
       }
+    }
+    return this.getValid<T>(rel, key)
+  }
+
+  /** get() of a key the hot path did not vouch for: validated here (a rejection, not a throw). */
+  private getChecked<T>(key: string): Promise<T | undefined> {
+    try {
+      if (this.core.closed) throw new CacheClosedError()
+      validateKey(key)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.getValid<T>(this.ns.prefix + key, key)
+  }
+
+  /** get() past the shortcut: a current L1 entry (with grace, or once stamps moved), else the slow path. */
+  private getValid<T>(rel: string, key: string): Promise<T | undefined> {
+    const core = this.core
+    const l1 = core.hitPathL1
+    if (l1 !== undefined && core.coherence.trusted) {
       const entry = l1.get(rel)
       // L1 drops an entry at its staleUntil (or l1.ttl, if sooner): without grace, an entry L1 still holds
       // is fresh and the clock need not be read again.

@@ -85,10 +85,13 @@ export class CacheCore {
   readonly pending: PendingWrites
   /** How long an L1 entry (and so a stamp learned from the bus or L2) can live in this node. */
   readonly trustWindowMs: number
+  /**
+   * L1, when get() may answer from it without further ado: undefined without L1, and when a read may have
+   * to trigger a background refresh (refreshAhead or earlyRefresh with a loader), which the slow path decides.
+   */
+  readonly hitPathL1: LocalTier<L1Entry> | undefined
   /** l1.isolation is 'copy': callers always get their own copy of an L1 value. */
   readonly copiesOnRead: boolean
-  /** True when get() with the configured loader may refresh early (refreshAhead or earlyRefresh). */
-  readonly refreshesOnRead: boolean
   /** When each key's loader last failed (for failSafeThrottle). */
   readonly loaderFailures = new Map<string, number>()
   /**
@@ -130,8 +133,10 @@ export class CacheCore {
     this.trustWindowMs = l1 === false ? Math.min(options.ttl, 60_000) : l1.ttl
     this.longestLifetimeMs = options.ttl + options.grace
     this.copiesOnRead = l1 === false || l1.isolation === 'copy'
-    this.refreshesOnRead =
+    // get() with the configured loader may have to refresh early (refreshAhead or earlyRefresh).
+    const refreshesOnRead =
       options.loader !== undefined && (options.refreshAhead > 0 || options.earlyRefreshBeta > 0)
+    this.hitPathL1 = refreshesOnRead ? undefined : this.l1
     this.namespaces.set('', { path: '', prefix: '', stampKeys: ['n:'] })
     // When the store's connection is back, probe it at once rather than waiting out the open circuit.
     const l2 = options.l2
