@@ -1,7 +1,8 @@
 /**
  * Reconnect notifications of the Redis store (RemoteStore.onReconnect) against servers of our own that we
- * stop and start: a listener must fire once the connection is back, never while it is down, never for the
- * first connection, and without any command being sent meanwhile (a cache whose circuit breaker is open
+ * stop and start: a listener must fire once the connection is back, never while it is down, not for a first
+ * connection that succeeds at once (but for one that succeeds only after failed attempts), and without any
+ * command being sent meanwhile (a cache whose circuit breaker is open
  * sends none: that is when it needs to hear about it).
  */
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -58,6 +59,29 @@ describe('redisStore onReconnect', () => {
       await server.restart({ downMs: 100 })
       await sleep(500)
       expect(b.calls).toBe(2)
+    } finally {
+      await store?.close()
+      await server?.stop()
+    }
+  })
+
+  it('single server: a first connection that succeeds only after failed attempts counts as a comeback', async () => {
+    let server: RedisServer | undefined
+    let store: RemoteStore | undefined
+    try {
+      server = await startRedis()
+      await server.kill('SIGKILL')
+      store = redisStore({ url: server.url, maxReconnectDelay: 100 })
+      const reconnected = counter()
+      store.onReconnect!(reconnected)
+      await expect(store.get('k')).rejects.toThrow() // the first connection attempt fails
+      await sleep(300)
+      expect(reconnected.calls).toBe(0)
+      await server.start()
+      await eventually(() => reconnected.calls === 1, 5000, 'the listener once Redis is up')
+      expect(await store.get('k')).toBeUndefined()
+      await sleep(300)
+      expect(reconnected.calls).toBe(1)
     } finally {
       await store?.close()
       await server?.stop()
