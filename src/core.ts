@@ -5,7 +5,7 @@ import { PendingWrites } from './coherence/pending-writes.js'
 import { LocalTier } from './local/local-tier.js'
 import type { ResolvedOptions } from './options.js'
 import { CircuitBreaker } from './remote/circuit-breaker.js'
-import { RemoteTier } from './remote/remote-tier.js'
+import { RemoteTier, timeBound } from './remote/remote-tier.js'
 import { SingleFlight } from './stampede/single-flight.js'
 import { busChannel, circuitChannel } from './stats/events.js'
 import { StatsCounters } from './stats/stats.js'
@@ -396,7 +396,10 @@ export class CacheCore {
     const bus = this.options.bus
     if (bus === undefined) return true
     try {
-      const send = () => bus.publish(this.channel, encodeMessage(message))
+      // Bounded like every L2 call: a bus that accepts the connection but never answers (a frozen Redis)
+      // must not hang the write that announces, nor a load's single flight that waits for it.
+      const send = () =>
+        timeBound(bus.publish(this.channel, encodeMessage(message)), this.options.l2Timeout, 'bus publish')
       await (this.busBreaker ? this.busBreaker.run(send) : send())
       this.counters.busPublished++
       return true

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { memoryFleet, settle } from './support/nodes.js'
 
 let fleet: ReturnType<typeof memoryFleet>
@@ -116,5 +116,41 @@ describe('several nodes in one process (memoryStore + memoryBus)', () => {
     expect(await loading).toBe('loaded from a stale database read')
     expect(await b!.get('k')).toBe('written')
     expect(await a!.get('k')).toBe('written')
+  })
+})
+
+describe('a bus that accepts messages but never answers', () => {
+  it('bounds the announcement by l2Timeout: writes resolve, loads are not held, the message is retried', async () => {
+    const { createCache, memoryBus, memoryStore } = await import('../src/index.js')
+    const inner = memoryBus()
+    let hang = true
+    const bus = {
+      name: 'hanging',
+      subscribe: inner.subscribe.bind(inner),
+      publish: (channel: string, message: Uint8Array) =>
+        hang ? new Promise<void>(() => {}) : inner.publish(channel, message),
+      close: () => inner.close(),
+    }
+    const cache = createCache({ namespace: 'hang', l2: memoryStore(), bus, l2Timeout: '50ms' })
+    try {
+      await cache.ready()
+      const started = Date.now()
+      await cache.set('k', 1)
+      expect(Date.now() - started).toBeLessThan(1000)
+      expect(cache.stats().bus.publishErrors).toBe(1)
+      expect(cache.stats().pending).toBe(1)
+
+      // A load's single flight is released once its (unannounced) write is done.
+      let calls = 0
+      const loader = async () => ++calls
+      expect(await cache.getOrSet('loaded', loader)).toBe(1)
+      await cache.delete('loaded')
+      expect(await cache.getOrSet('loaded', loader)).toBe(2)
+
+      hang = false
+      await vi.waitFor(() => expect(cache.stats().pending).toBe(0), { timeout: 5000 })
+    } finally {
+      await cache.close()
+    }
   })
 })
