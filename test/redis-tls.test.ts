@@ -47,8 +47,8 @@ describe('Redis over TLS', () => {
     const node = () =>
       createCache({
         namespace,
-        l2: redisStore({ url: tlsUrl, socket: { ca } }),
-        bus: redisBus({ url: tlsUrl, socket: { ca } }),
+        l2: redisStore({ url: tlsUrl, socket: { tls: true, ca } }),
+        bus: redisBus({ url: tlsUrl, socket: { tls: true, ca } }),
       })
     const [a, b] = [node(), node()]
     try {
