@@ -303,6 +303,7 @@ export class Cache {
       },
       pending: pending.size,
       recovered: pending.recovered,
+      pendingDropped: c.pendingDropped,
     }
   }
 
@@ -527,49 +528,28 @@ export class Cache {
     const core = this.core
     const { coherence, remote, pending } = core
     coherence.markAll()
-    const message = (gens: readonly number[]): InvalidationMessage => ({
-      kind: MessageKind.Stamps,
-      origin: coherence.nodeId,
-      names: stampKeys,
-      numbers: gens,
-    })
-    const applyLocally = (gens: readonly number[]) => {
-      const now = core.options.clock.now()
-      for (let i = 0; i < stampKeys.length; i++) coherence.raiseStamp(stampKeys[i]!, gens[i]!, now)
-    }
     if (remote === undefined) {
       const gens = stampKeys.map((key) => coherence.stampGen(key) + 1)
-      applyLocally(gens)
-      await core.publish(message(gens))
+      core.raiseStamps(stampKeys, gens)
+      await core.publish(core.stampsMessage(stampKeys, gens))
       return
     }
     const l2Keys = stampKeys.map((key) => core.l2StampKey(key))
-    const id = `s:${stampKeys.join('\u0000')}`
     const rank = coherence.versions.next()
     let gens: number[]
     try {
       gens = await remote.bumpStamps(l2Keys, core.stampTtl(), remote.deadline())
     } catch {
       core.counters.l2Errors++
-      // Locally the invalidation takes effect at once (and stays in effect until L2 has it, even if the
-      // stamp table is forgotten meanwhile); L2 and the other nodes get it on retry.
-      const assumed = stampKeys.map((key) => coherence.stampGen(key) + 1)
-      applyLocally(assumed)
-      for (let i = 0; i < stampKeys.length; i++) core.unsentStamps.set(stampKeys[i]!, assumed[i]!)
-      pending.add(id, {
-        rank,
-        redo: async () => {
-          const bumped = await remote.bumpStamps(l2Keys, core.stampTtl())
-          applyLocally(bumped)
-          for (const key of stampKeys) core.unsentStamps.delete(key)
-          return message(bumped)
-        },
-      })
+      core.deferStampBump(stampKeys, rank)
       return
     }
     for (const key of stampKeys) core.unsentStamps.delete(key)
-    applyLocally(gens)
-    if (!(await core.publish(message(gens)))) pending.addAnnouncement(id, rank, message(gens))
+    core.raiseStamps(stampKeys, gens)
+    const message = core.stampsMessage(stampKeys, gens)
+    if (!(await core.publish(message))) {
+      pending.addAnnouncement(`s:${stampKeys.join('\u0000')}`, rank, message)
+    }
   }
 
   // ---- reads ------------------------------------------------------------------------------------

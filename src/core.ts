@@ -128,7 +128,12 @@ export class CacheCore {
     this.remote = options.l2 ? new RemoteTier(options.l2, options.l2Timeout, this.breaker('l2')) : undefined
     this.busBreaker = options.bus ? this.breaker('bus') : undefined
     this.coherence = new Coherence(clock, options.bus !== undefined)
-    this.pending = new PendingWrites((message) => this.publish(message), RETRY_INTERVAL_MS)
+    this.pending = new PendingWrites(
+      (message) => this.publish(message),
+      RETRY_INTERVAL_MS,
+      options.maxPendingWrites,
+      () => this.dropPending(),
+    )
     this.channel = `coherent:${options.namespace}`
     this.trustWindowMs = l1 === false ? Math.min(options.ttl, 60_000) : l1.ttl
     this.longestLifetimeMs = options.ttl + options.grace
@@ -278,6 +283,63 @@ export class CacheCore {
   supersede(rel: string, version: number): void {
     const own = this.unsent.get(rel)
     if (own !== undefined && own.version <= version) this.unsent.delete(rel)
+  }
+
+  // ---- stamp bumps (invalidateTags, clear) ------------------------------------------------------
+
+  stampsMessage(stampKeys: readonly string[], gens: readonly number[]): InvalidationMessage {
+    return { kind: MessageKind.Stamps, origin: this.coherence.nodeId, names: stampKeys, numbers: gens }
+  }
+
+  /** Raises stamps in the local table: an invalidation by tag or namespace takes effect here. */
+  raiseStamps(stampKeys: readonly string[], gens: readonly number[]): void {
+    const now = this.options.clock.now()
+    for (let i = 0; i < stampKeys.length; i++) this.coherence.raiseStamp(stampKeys[i]!, gens[i]!, now)
+  }
+
+  /**
+   * A stamp bump L2 could not take: it takes effect here at once (and stays in effect until L2 has it,
+   * even if the stamp table is forgotten meanwhile); L2 and the other nodes get it on retry.
+   */
+  deferStampBump(stampKeys: readonly string[], rank: number): void {
+    const remote = this.remote!
+    const assumed = stampKeys.map((key) => this.coherence.stampGen(key) + 1)
+    this.raiseStamps(stampKeys, assumed)
+    for (let i = 0; i < stampKeys.length; i++) this.unsentStamps.set(stampKeys[i]!, assumed[i]!)
+    const l2Keys = stampKeys.map((key) => this.l2StampKey(key))
+    this.pending.add(`s:${stampKeys.join('\u0000')}`, {
+      rank,
+      redo: async () => {
+        const bumped = await remote.bumpStamps(l2Keys, this.stampTtl())
+        this.raiseStamps(stampKeys, bumped)
+        for (const key of stampKeys) this.unsentStamps.delete(key)
+        return this.stampsMessage(stampKeys, bumped)
+      },
+    })
+  }
+
+  /**
+   * More writes wait for Redis than maxPendingWrites allows (a long outage): keeping each would let their
+   * values fill memory. They are all replaced by one clear() of the whole cache, in effect here at once
+   * and on every node once Redis is back, so that no node serves what they replaced; their values are
+   * dropped (reads miss, and load again). Stamp bumps that were waiting go too: the clear covers them.
+   */
+  private dropPending(): void {
+    this.counters.pendingDropped += this.pending.size
+    this.pending.clear()
+    this.unsent.clear()
+    this.unsentStamps.clear()
+    this.l1?.clear()
+    this.coherence.markAll()
+    const rank = this.coherence.versions.next()
+    if (this.remote !== undefined) {
+      this.deferStampBump(['n:'], rank)
+      return
+    }
+    // No L2: only announcements were waiting (the bus is down); announce the clear instead.
+    const gens = [this.coherence.stampGen('n:') + 1]
+    this.raiseStamps(['n:'], gens)
+    this.pending.addAnnouncement('s:n:', rank, this.stampsMessage(['n:'], gens))
   }
 
   /** Stamps bumped here but not yet in L2 stay raised, even when the stamp table is forgotten or pruned. */

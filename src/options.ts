@@ -75,6 +75,13 @@ export interface CacheOptions {
    * still finishes and fills the cache). @default { soft: 0, hard: Infinity } (soft 0: stale at once)
    */
   loaderTimeout?: { soft?: Duration; hard?: Duration }
+  /**
+   * How many writes (and invalidations) failed against an unreachable Redis may wait for their retry.
+   * Past it, they are all replaced by one clear() of the whole cache, applied here at once and on every
+   * node once Redis is back: memory stays bounded in a long outage, nobody serves what those writes
+   * replaced, and the values they wrote are dropped (counted in stats().pendingDropped). @default 10_000
+   */
+  maxPendingWrites?: number
   /** After a loader failure answered by a stale value, don't call that loader again for this long. @default '10s' */
   failSafeThrottle?: Duration
   /** Refresh in the background once this fraction of the TTL has passed (0 < x < 1); 0 disables. @default 0 */
@@ -117,6 +124,7 @@ export interface ResolvedOptions {
   circuitBreaker: { failureThreshold: number; openMs: number } | false
   loaderTimeout: { soft: number; hard: number }
   failSafeThrottle: number
+  maxPendingWrites: number
   refreshAhead: number
   earlyRefreshBeta: number
   distributedLock: {
@@ -143,6 +151,7 @@ const KNOWN_OPTIONS = new Set([
   'circuitBreaker',
   'loaderTimeout',
   'failSafeThrottle',
+  'maxPendingWrites',
   'refreshAhead',
   'earlyRefresh',
   'distributedLock',
@@ -214,12 +223,20 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     circuitBreaker: resolveCircuitBreaker(options.circuitBreaker),
     loaderTimeout: resolveLoaderTimeout(options.loaderTimeout, 'loaderTimeout'),
     failSafeThrottle: parseDuration(options.failSafeThrottle ?? '10s', 'failSafeThrottle'),
+    maxPendingWrites: resolvePositiveInteger(options.maxPendingWrites ?? 10_000, 'maxPendingWrites'),
     refreshAhead: resolveRefreshAhead(options.refreshAhead, 'refreshAhead'),
     earlyRefreshBeta: resolveEarlyRefresh(options.earlyRefresh),
     distributedLock: resolveDistributedLock(options.distributedLock),
     clock,
     random,
   }
+}
+
+function resolvePositiveInteger(given: unknown, name: string): number {
+  if (!(typeof given === 'number' && Number.isSafeInteger(given) && given > 0)) {
+    throw new InvalidOptionError(name, `must be a positive integer, got ${describe(given)}`)
+  }
+  return given
 }
 
 function resolveCircuitBreaker(given: CacheOptions['circuitBreaker']): ResolvedOptions['circuitBreaker'] {

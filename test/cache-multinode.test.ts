@@ -154,3 +154,91 @@ describe('a bus that accepts messages but never answers', () => {
     }
   })
 })
+
+describe('maxPendingWrites: a long outage does not fill memory with queued writes', () => {
+  it('past the bound, the queued writes become one clear(): nobody serves what they replaced', async () => {
+    const { createCache, memoryBus, memoryStore } = await import('../src/index.js')
+    const store = memoryStore()
+    let down = false
+    // A's view of the shared store: unreachable while `down` (B's is not).
+    const flaky = new Proxy(store, {
+      get(target, name, receiver) {
+        const member = Reflect.get(target, name, receiver)
+        if (typeof member !== 'function' || name === 'close') return member
+        return (...args: unknown[]) =>
+          down ? Promise.reject(new Error('unreachable')) : member.apply(target, args)
+      },
+    })
+    const bus = memoryBus()
+    const a = createCache({ namespace: 'bound', l2: flaky, bus, maxPendingWrites: 3, circuitBreaker: false })
+    const b = createCache({ namespace: 'bound', l2: store, bus })
+    try {
+      await Promise.all([a.ready(), b.ready()])
+      const keys = ['k0', 'k1', 'k2', 'k3', 'k4']
+      for (const key of keys) await a.set(key, 'old')
+      for (const key of keys) expect(await b.get(key)).toBe('old') // B holds them in L1
+
+      down = true
+      for (const key of keys) await a.set(key, 'new')
+      // The 4th queued write overflowed: all 4 dropped, replaced by one clear; the 5th came after it.
+      expect(a.stats().pendingDropped).toBe(4)
+      expect(a.stats().pending).toBe(2)
+      expect(await a.get('k0')).toBeUndefined() // not 'old': the clear is in effect here already
+      expect(await a.get('k4')).toBe('new') // written after the clear: A still reads its own write
+
+      down = false
+      await vi.waitFor(() => expect(a.stats().pending).toBe(0), { timeout: 5000 })
+      // The clear reached L2 and B: what A's dropped writes replaced is served by no node.
+      for (const key of ['k0', 'k1', 'k2', 'k3']) {
+        expect(await b.get(key)).toBeUndefined()
+        expect(await a.get(key)).toBeUndefined()
+      }
+      expect(await b.get('k4')).toBe('new')
+      expect(await a.get('k4')).toBe('new')
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  it('without L2 (nodes sharing only a bus), the overflow announces one clear when the bus is back', async () => {
+    const { createCache, memoryBus } = await import('../src/index.js')
+    const inner = memoryBus()
+    let down = false
+    const flakyBus = {
+      name: 'flaky',
+      subscribe: inner.subscribe.bind(inner),
+      publish: (channel: string, message: Uint8Array) =>
+        down ? Promise.reject(new Error('unreachable')) : inner.publish(channel, message),
+      close: () => inner.close(),
+    }
+    const a = createCache({
+      namespace: 'bound-bus',
+      bus: flakyBus,
+      maxPendingWrites: 2,
+      circuitBreaker: false,
+    })
+    const b = createCache({ namespace: 'bound-bus', bus: inner })
+    try {
+      await Promise.all([a.ready(), b.ready()])
+      await b.set('k', 'b-local')
+      down = true
+      for (const key of ['x', 'y', 'z']) await a.set(key, 1) // 3 unannounced writes: overflow
+      expect(a.stats().pendingDropped).toBe(3)
+      expect(a.stats().pending).toBe(1)
+      down = false
+      await vi.waitFor(() => expect(a.stats().pending).toBe(0), { timeout: 5000 })
+      expect(await b.get('k')).toBeUndefined() // B's L1 was cleared by the announced clear
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+
+  it('rejects a bound that is not a positive integer', async () => {
+    const { createCache } = await import('../src/index.js')
+    for (const bad of [0, -1, 1.5, Number.NaN, '10']) {
+      expect(() => createCache({ maxPendingWrites: bad as number })).toThrow(
+        expect.objectContaining({ code: 'E_INVALID_OPTION' }),
+      )
+    }
+  })
+})

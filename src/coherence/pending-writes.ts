@@ -21,9 +21,15 @@ export class PendingWrites {
   /** Pending writes that eventually went through (or were found superseded). */
   recovered = 0
 
+  /**
+   * @param limit how many pending writes to keep; one more calls `onOverflow`, which must bring the count
+   *   back down (the cache replaces them all by one clear(): see CacheCore.dropPending).
+   */
   constructor(
     private readonly publish: (message: InvalidationMessage) => Promise<boolean>,
     private readonly intervalMs: number,
+    private readonly limit: number,
+    private readonly onOverflow: () => void,
   ) {}
 
   get size(): number {
@@ -38,6 +44,12 @@ export class PendingWrites {
       this.timer = setInterval(() => void this.retry(), this.intervalMs)
       this.timer.unref()
     }
+    if (this.pending.size > this.limit) this.onOverflow()
+  }
+
+  /** Forgets every pending write. */
+  clear(): void {
+    this.pending.clear()
   }
 
   /** Published, or L2 done but the bus failed: remember just the announcement. */

@@ -17,6 +17,7 @@ export class StatsCounters {
   staleFillsRefused = 0
   leasesAcquired = 0
   leaseWaits = 0
+  pendingDropped = 0
 }
 
 export interface TierStats {
@@ -61,6 +62,8 @@ export interface CacheStats {
   pending: number
   /** Pending writes that went through on a retry (or were found superseded and dropped). */
   recovered: number
+  /** Pending writes dropped because more than maxPendingWrites were waiting (replaced by one clear()). */
+  pendingDropped: number
 }
 
 export function hitRate(hits: number, misses: number): number {
