@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { Bus } from '../src/bus/bus.js'
 import { memoryFleet, settle } from './support/nodes.js'
 
 let fleet: ReturnType<typeof memoryFleet>
@@ -122,15 +123,8 @@ describe('several nodes in one process (memoryStore + memoryBus)', () => {
 describe('a bus that accepts messages but never answers', () => {
   it('bounds the announcement by l2Timeout: writes resolve, loads are not held, the message is retried', async () => {
     const { createCache, memoryBus, memoryStore } = await import('../src/index.js')
-    const inner = memoryBus()
-    let hang = true
-    const bus = {
-      name: 'hanging',
-      subscribe: inner.subscribe.bind(inner),
-      publish: (channel: string, message: Uint8Array) =>
-        hang ? new Promise<void>(() => {}) : inner.publish(channel, message),
-      close: () => inner.close(),
-    }
+    const { bus, faults } = faultyBus(memoryBus())
+    faults.publish = 'hang'
     const cache = createCache({ namespace: 'hang', l2: memoryStore(), bus, l2Timeout: '50ms' })
     try {
       await cache.ready()
@@ -147,7 +141,7 @@ describe('a bus that accepts messages but never answers', () => {
       await cache.delete('loaded')
       expect(await cache.getOrSet('loaded', loader)).toBe(2)
 
-      hang = false
+      faults.publish = undefined
       await vi.waitFor(() => expect(cache.stats().pending).toBe(0), { timeout: 5000 })
     } finally {
       await cache.close()
@@ -203,14 +197,7 @@ describe('maxPendingWrites: a long outage does not fill memory with queued write
   it('without L2 (nodes sharing only a bus), the overflow announces one clear when the bus is back', async () => {
     const { createCache, memoryBus } = await import('../src/index.js')
     const inner = memoryBus()
-    let down = false
-    const flakyBus = {
-      name: 'flaky',
-      subscribe: inner.subscribe.bind(inner),
-      publish: (channel: string, message: Uint8Array) =>
-        down ? Promise.reject(new Error('unreachable')) : inner.publish(channel, message),
-      close: () => inner.close(),
-    }
+    const { bus: flakyBus, faults } = faultyBus(inner)
     const a = createCache({
       namespace: 'bound-bus',
       bus: flakyBus,
@@ -221,11 +208,11 @@ describe('maxPendingWrites: a long outage does not fill memory with queued write
     try {
       await Promise.all([a.ready(), b.ready()])
       await b.set('k', 'b-local')
-      down = true
+      faults.publish = 'reject'
       for (const key of ['x', 'y', 'z']) await a.set(key, 1) // 3 unannounced writes: overflow
       expect(a.stats().pendingDropped).toBe(3)
       expect(a.stats().pending).toBe(1)
-      down = false
+      faults.publish = undefined
       await vi.waitFor(() => expect(a.stats().pending).toBe(0), { timeout: 5000 })
       expect(await b.get('k')).toBeUndefined() // B's L1 was cleared by the announced clear
     } finally {
@@ -242,3 +229,19 @@ describe('maxPendingWrites: a long outage does not fill memory with queued write
     }
   })
 })
+
+/** Wraps a bus so that a test can make its publish fail ('reject') or never answer ('hang'). */
+function faultyBus(inner: Bus): { bus: Bus; faults: { publish: 'reject' | 'hang' | undefined } } {
+  const faults: { publish: 'reject' | 'hang' | undefined } = { publish: undefined }
+  const bus: Bus = {
+    name: 'faulty',
+    subscribe: (channel, onMessage, onStatus) => inner.subscribe(channel, onMessage, onStatus),
+    publish: (channel, message) => {
+      if (faults.publish === 'hang') return new Promise<void>(() => {})
+      if (faults.publish === 'reject') return Promise.reject(new Error('unreachable'))
+      return inner.publish(channel, message)
+    },
+    close: () => inner.close(),
+  }
+  return { bus, faults }
+}

@@ -110,12 +110,18 @@ describe('shared L2 reads', () => {
     expect(cache.stats().l2.sharedReads).toBe(999)
   })
 
-  it("a read that began before this node's own write is not shared with reads after it (read-your-writes)", async () => {
+  /** A cache without L1 over a countingStore holding k = `value`, whose next L2 replies wait for `gate`. */
+  async function heldCache(value: string) {
     const { store, state } = countingStore()
     cache = createCache({ namespace: 'sf', l1: false, l2: store })
-    await cache.set('k', 'old')
+    await cache.set('k', value)
     const gate = deferred<void>()
     state.hold = gate.promise
+    return { state, gate }
+  }
+
+  it("a read that began before this node's own write is not shared with reads after it (read-your-writes)", async () => {
+    const { state, gate } = await heldCache('old')
     const early = cache.get('k') // reads 'old' from L2, then waits
     await new Promise((resolve) => setTimeout(resolve, 5))
     state.hold = undefined
@@ -127,11 +133,7 @@ describe('shared L2 reads', () => {
   })
 
   it('a read while another one of the same key is in flight joins it', async () => {
-    const { store, state } = countingStore()
-    cache = createCache({ namespace: 'sf', l1: false, l2: store })
-    await cache.set('k', 'v')
-    const gate = deferred<void>()
-    state.hold = gate.promise
+    const { state, gate } = await heldCache('v')
     const reads = [cache.get('k'), cache.get('k'), cache.get('other')]
     gate.resolve()
     expect(await Promise.all(reads)).toEqual(['v', 'v', undefined])
