@@ -10,8 +10,8 @@ import { createClient } from 'redis'
 import { describe, expect, it } from 'vitest'
 import type { NodeRedisClient } from '../src/redis/connection.js'
 import { redisStore } from '../src/stores/redis-store.js'
-import type { RemoteStore } from '../src/stores/store.js'
-import { type RedisServer, redisCommand, startCluster, startRedis } from './support/redis-server.js'
+import { withOwnRedis } from './support/own-redis.js'
+import { killKeyOwner, type RedisServer, startCluster, startRedis } from './support/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 /** Counts the calls of a listener. */
@@ -24,69 +24,59 @@ function counter(): { (): void; calls: number } {
 }
 
 describe('redisStore onReconnect', () => {
-  it('single server: fires after a restart, not before, not for the first connection', async () => {
-    let server: RedisServer | undefined
-    let store: RemoteStore | undefined
-    try {
-      server = await startRedis()
-      store = redisStore({ url: server.url, maxReconnectDelay: 100 })
-      const [a, b] = [counter(), counter()]
-      // Subscribed before the first connection exists: the store connects lazily.
-      const unsubscribeA = store.onReconnect!(a)
-      store.onReconnect!(b)
-      expect(await store.set('k', Buffer.from('v'), 1, 60_000)).toBe(1)
-      await sleep(200)
-      expect([a.calls, b.calls]).toEqual([0, 0])
+  it('single server: fires after a restart, not before, not for the first connection', () =>
+    withOwnRedis(
+      (server) => redisStore({ url: server.url, maxReconnectDelay: 100 }),
+      async (server, store) => {
+        const [a, b] = [counter(), counter()]
+        // Subscribed before the first connection exists: the store connects lazily.
+        const unsubscribeA = store.onReconnect!(a)
+        store.onReconnect!(b)
+        expect(await store.set('k', Buffer.from('v'), 1, 60_000)).toBe(1)
+        await sleep(200)
+        expect([a.calls, b.calls]).toEqual([0, 0])
 
-      await server.kill('SIGKILL')
-      // Down for several reconnect attempts (100 ms apart), with no command sent.
-      await sleep(600)
-      expect([a.calls, b.calls]).toEqual([0, 0])
-      await server.start()
-      await eventually(() => a.calls === 1 && b.calls === 1, 5000, 'the listeners after the restart')
-      expect(await store.get('k')).toBeUndefined() // usable again (the data died with the server)
+        await server.kill('SIGKILL')
+        // Down for several reconnect attempts (100 ms apart), with no command sent.
+        await sleep(600)
+        expect([a.calls, b.calls]).toEqual([0, 0])
+        await server.start()
+        await eventually(() => a.calls === 1 && b.calls === 1, 5000, 'the listeners after the restart')
+        expect(await store.get('k')).toBeUndefined() // usable again (the data died with the server)
 
-      // An unsubscribed listener is not called; the other one is, once per outage.
-      unsubscribeA()
-      unsubscribeA()
-      await server.restart({ downMs: 300 })
-      await eventually(() => b.calls === 2, 5000, 'the listener after the second restart')
-      await sleep(300)
-      expect([a.calls, b.calls]).toEqual([1, 2])
+        // An unsubscribed listener is not called; the other one is, once per outage.
+        unsubscribeA()
+        unsubscribeA()
+        await server.restart({ downMs: 300 })
+        await eventually(() => b.calls === 2, 5000, 'the listener after the second restart')
+        await sleep(300)
+        expect([a.calls, b.calls]).toEqual([1, 2])
 
-      // close() unsubscribes everything.
-      await store.close()
-      await server.restart({ downMs: 100 })
-      await sleep(500)
-      expect(b.calls).toBe(2)
-    } finally {
-      await store?.close()
-      await server?.stop()
-    }
-  })
+        // close() unsubscribes everything.
+        await store.close()
+        await server.restart({ downMs: 100 })
+        await sleep(500)
+        expect(b.calls).toBe(2)
+      },
+    ))
 
-  it('single server: a first connection that succeeds only after failed attempts counts as a comeback', async () => {
-    let server: RedisServer | undefined
-    let store: RemoteStore | undefined
-    try {
-      server = await startRedis()
-      await server.kill('SIGKILL')
-      store = redisStore({ url: server.url, maxReconnectDelay: 100 })
-      const reconnected = counter()
-      store.onReconnect!(reconnected)
-      await expect(store.get('k')).rejects.toThrow() // the first connection attempt fails
-      await sleep(300)
-      expect(reconnected.calls).toBe(0)
-      await server.start()
-      await eventually(() => reconnected.calls === 1, 5000, 'the listener once Redis is up')
-      expect(await store.get('k')).toBeUndefined()
-      await sleep(300)
-      expect(reconnected.calls).toBe(1)
-    } finally {
-      await store?.close()
-      await server?.stop()
-    }
-  })
+  it('single server: a first connection that succeeds only after failed attempts counts as a comeback', () =>
+    withOwnRedis(
+      (server) => redisStore({ url: server.url, maxReconnectDelay: 100 }),
+      async (server, store) => {
+        await server.kill('SIGKILL')
+        const reconnected = counter()
+        store.onReconnect!(reconnected)
+        await expect(store.get('k')).rejects.toThrow() // the first connection attempt fails
+        await sleep(300)
+        expect(reconnected.calls).toBe(0)
+        await server.start()
+        await eventually(() => reconnected.calls === 1, 5000, 'the listener once Redis is up')
+        expect(await store.get('k')).toBeUndefined()
+        await sleep(300)
+        expect(reconnected.calls).toBe(1)
+      },
+    ))
 
   it('{ client }: fires from the application client, and close() removes its listeners', async () => {
     let server: RedisServer | undefined
@@ -152,14 +142,7 @@ describe('redisStore onReconnect', () => {
       store.onReconnect!(reconnected)
       const key = 'failover'
       expect(await store.set(key, Buffer.from('before'), 1, 60_000)).toBe(1)
-      const slots = (await redisCommand(cluster.nodes[0]!.port, ['CLUSTER', 'SLOTS'])) as [
-        number,
-        number,
-        [string, number],
-      ][]
-      const slot = Number(await redisCommand(cluster.nodes[0]!.port, ['CLUSTER', 'KEYSLOT', key]))
-      const ownerPort = slots.find(([from, to]) => from <= slot && slot <= to)![2][1]
-      await cluster.servers.find((server) => server.port === ownerPort)!.kill('SIGKILL')
+      await killKeyOwner(cluster, key)
       await sleep(1000)
       expect(reconnected.calls).toBe(0)
       // The dead master never comes back: what comes back is its slots, on the promoted replica, which

@@ -5,7 +5,8 @@ import type { NodeRedisClient, NodeRedisCluster } from '../src/redis/connection.
 import { memoryStore } from '../src/stores/memory-store.js'
 import { redisStore } from '../src/stores/redis-store.js'
 import type { RemoteStore } from '../src/stores/store.js'
-import { freePort, type RedisServer, redisCommand, startCluster, startRedis } from './support/redis-server.js'
+import { withOwnRedis } from './support/own-redis.js'
+import { freePort, killKeyOwner, type RedisServer, startCluster, startRedis } from './support/redis-server.js'
 import { eventually, type StoreConformanceOptions, storeConformance } from './support/store-conformance.js'
 
 const redisUrl = inject('redisUrl')
@@ -126,61 +127,43 @@ describe('redisStore specifics', () => {
     }
   })
 
-  it('reloads its scripts after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)', async () => {
-    let server: RedisServer | undefined
-    let store: RemoteStore | undefined
-    try {
-      server = await startRedis()
-      store = redisStore({ url: server.url })
-      expect(await store.set('k', Buffer.from('a'), 1, 60_000)).toBe(1)
-      const admin = createClient({ url: server.url })
-      await admin.connect()
-      await admin.scriptFlush()
-      await admin.close()
-      expect(await store.set('k', Buffer.from('b'), 1, 60_000)).toBe(2)
-      expect(await store.setIfNewer('k', Buffer.from('c'), 1, 60_000)).toBe(2)
-      expect(await store.bumpStamps(['s'], 60_000)).toEqual([1])
-      expect(await store.delete('k', 2, 60_000)).toBe(3)
-      expect(await store.releaseLease?.('lease', 'token')).toBe(false)
-      expect(await store.get('k')).toBeUndefined()
-    } finally {
-      await store?.close()
-      await server?.stop()
-    }
-  })
+  it('reloads its scripts after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)', () =>
+    withOwnRedis(
+      (server) => redisStore({ url: server.url }),
+      async (server, store) => {
+        expect(await store.set('k', Buffer.from('a'), 1, 60_000)).toBe(1)
+        const admin = createClient({ url: server.url })
+        await admin.connect()
+        await admin.scriptFlush()
+        await admin.close()
+        expect(await store.set('k', Buffer.from('b'), 1, 60_000)).toBe(2)
+        expect(await store.setIfNewer('k', Buffer.from('c'), 1, 60_000)).toBe(2)
+        expect(await store.bumpStamps(['s'], 60_000)).toEqual([1])
+        expect(await store.delete('k', 2, 60_000)).toBe(3)
+        expect(await store.releaseLease?.('lease', 'token')).toBe(false)
+        expect(await store.get('k')).toBeUndefined()
+      },
+    ))
 
-  it('fails fast while Redis is down and recovers when it is back', async () => {
-    let server: RedisServer | undefined
-    let store: RemoteStore | undefined
-    try {
-      server = await startRedis()
-      store = redisStore({ url: server.url, maxReconnectDelay: 200 })
-      await store.set('k', Buffer.from('v'), 1, 60_000)
-      await server.kill('SIGKILL')
-      for (let i = 0; i < 3; i++) {
-        const started = Date.now()
-        await expect(store.get('k')).rejects.toThrow()
-        await expect(store.set('k', Buffer.from('w'), 2, 60_000)).rejects.toThrow()
-        await expect(store.getStamps(['a', 'b'])).rejects.toThrow()
-        expect(Date.now() - started).toBeLessThan(500)
-      }
-      await server.start()
-      // the data died with the server (no persistence), but the store is usable again
-      await eventually(
-        () =>
-          store!.get('k').then(
-            () => true,
-            () => false,
-          ),
-        5000,
-        'the store to reconnect',
-      )
-      expect(await store.set('k', Buffer.from('again'), 3, 60_000)).toBe(3)
-    } finally {
-      await store?.close()
-      await server?.stop()
-    }
-  })
+  it('fails fast while Redis is down and recovers when it is back', () =>
+    withOwnRedis(
+      (server) => redisStore({ url: server.url, maxReconnectDelay: 200 }),
+      async (server, store) => {
+        await store.set('k', Buffer.from('v'), 1, 60_000)
+        await server.kill('SIGKILL')
+        for (let i = 0; i < 3; i++) {
+          const started = Date.now()
+          await expect(store.get('k')).rejects.toThrow()
+          await expect(store.set('k', Buffer.from('w'), 2, 60_000)).rejects.toThrow()
+          await expect(store.getStamps(['a', 'b'])).rejects.toThrow()
+          expect(Date.now() - started).toBeLessThan(500)
+        }
+        await server.start()
+        // the data died with the server (no persistence), but the store is usable again
+        await eventually(() => answers(store), 5000, 'the store to reconnect')
+        expect(await store.set('k', Buffer.from('again'), 3, 60_000)).toBe(3)
+      },
+    ))
 
   it('fails within connectTimeout when Redis was never reachable, then at once; close() does not hang', async () => {
     const port = await freePort()
@@ -196,29 +179,16 @@ describe('redisStore specifics', () => {
     expect(Date.now() - started).toBeLessThan(100)
   })
 
-  it('connects once Redis comes up after a failed first attempt', async () => {
-    let server: RedisServer | undefined
-    let store: RemoteStore | undefined
-    try {
-      server = await startRedis()
-      await server.kill('SIGKILL')
-      store = redisStore({ url: server.url, connectTimeout: 200, maxReconnectDelay: 100 })
-      await expect(store.get('k')).rejects.toThrow()
-      await server.start()
-      await eventually(
-        () =>
-          store!.get('k').then(
-            () => true,
-            () => false,
-          ),
-        5000,
-        'the first connection',
-      )
-    } finally {
-      await store?.close()
-      await server?.stop()
-    }
-  })
+  it('connects once Redis comes up after a failed first attempt', () =>
+    withOwnRedis(
+      (server) => redisStore({ url: server.url, connectTimeout: 200, maxReconnectDelay: 100 }),
+      async (server, store) => {
+        await server.kill('SIGKILL')
+        await expect(store.get('k')).rejects.toThrow()
+        await server.start()
+        await eventually(() => answers(store), 5000, 'the first connection')
+      },
+    ))
 
   it('cluster: fails within connectTimeout when no node answers; close() does not hang', async () => {
     const port = await freePort()
@@ -235,14 +205,7 @@ describe('redisStore specifics', () => {
     try {
       const key = 'failover'
       expect(await store.set(key, Buffer.from('before'), 1, 60_000)).toBe(1)
-      const slots = (await redisCommand(cluster.nodes[0]!.port, ['CLUSTER', 'SLOTS'])) as [
-        number,
-        number,
-        [string, number],
-      ][]
-      const slot = Number(await redisCommand(cluster.nodes[0]!.port, ['CLUSTER', 'KEYSLOT', key]))
-      const ownerPort = slots.find(([from, to]) => from <= slot && slot <= to)![2][1]
-      await cluster.servers.find((server) => server.port === ownerPort)!.kill('SIGKILL')
+      await killKeyOwner(cluster, key)
       await expect(store.get(key)).rejects.toThrow()
       // node-redis alone never rediscovers here (no MOVED from a dead node); the store refreshes the topology
       await eventually(
@@ -356,3 +319,11 @@ describe('redisStore options', () => {
     }
   })
 })
+
+/** Whether the store answers a read now. */
+function answers(store: RemoteStore): Promise<boolean> {
+  return store.get('k').then(
+    () => true,
+    () => false,
+  )
+}

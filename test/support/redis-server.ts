@@ -618,3 +618,13 @@ export function processAlive(pid: number): boolean {
     return true
   }
 }
+
+/** Kills (SIGKILL) the master that owns `key`'s slot in `cluster`; returns its port. */
+export async function killKeyOwner(cluster: RedisTestCluster, key: string): Promise<number> {
+  const port = cluster.nodes[0]!.port
+  const slots = (await redisCommand(port, ['CLUSTER', 'SLOTS'])) as [number, number, [string, number]][]
+  const slot = Number(await redisCommand(port, ['CLUSTER', 'KEYSLOT', key]))
+  const ownerPort = slots.find(([from, to]) => from <= slot && slot <= to)![2][1]
+  await cluster.servers.find((server) => server.port === ownerPort)!.kill('SIGKILL')
+  return ownerPort
+}
