@@ -9,6 +9,7 @@ import {
   type Lookup,
   type NamespaceState,
   sharedGens,
+  type UnsentWrite,
 } from './core.js'
 import { type Duration, parseDuration } from './duration.js'
 import { CacheClosedError, InvalidOptionError, LoaderTimeoutError, LockTimeoutError } from './errors.js'
@@ -568,11 +569,16 @@ export class Cache {
    * Finds the best entry for `rel`: a fresh one from L1 (when trusted) or L2, else a stale one within
    * grace. When L2 cannot be reached, L1 answers even while untrusted (degradation beats failure).
    */
-  private async lookup(rel: string, deadline: number | undefined): Promise<Lookup> {
+  private lookup(rel: string, deadline: number | undefined): Promise<Lookup> {
     // Taken before reading: if the retry lands while we read, what we read may predate it.
     const own = this.core.unsent.get(rel)
+    return own === undefined ? this.lookupTiers(rel, deadline) : this.lookupOwn(rel, own, deadline)
+  }
+
+  /** lookup() while this node holds a write of `rel` that L2 has not got yet. */
+  private async lookupOwn(rel: string, own: UnsentWrite, deadline: number | undefined): Promise<Lookup> {
     const found = await this.lookupTiers(rel, deadline)
-    if (own === undefined || (found !== undefined && found.entry.version >= own.version)) return found
+    if (found !== undefined && found.entry.version >= own.version) return found
     // This node's own write that L2 had not got yet (Redis was unreachable): it answers until its retry
     // lands (read-your-writes), unless a tag or namespace invalidation made here since voids it.
     const entry = own.entry
