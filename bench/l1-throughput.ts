@@ -34,6 +34,9 @@ const coherentFrozen = createCache({
   ttl: '1h',
   l1: { maxEntries: KEYS, isolation: 'freeze' },
 })
+// Tags in use: another tag is invalidated every TAG_EVERY gets, so stamps keep rising during the run.
+const TAG_EVERY = 10_000
+const coherentTags = createCache({ namespace: 'bench', ttl: '1h', l1: { maxEntries: KEYS } })
 const bento = new BentoCache({
   default: 'memory',
   stores: { memory: bentostore().useL1Layer(memoryDriver({ maxItems: KEYS * 2 })) },
@@ -48,6 +51,7 @@ for (let i = 0; i < KEYS; i++) {
   await coherent.set(key, value(i))
   await coherentLru.set(key, value(i))
   await coherentFrozen.set(key, value(i))
+  await coherentTags.set(key, value(i))
   await bento.set({ key, value: value(i), ttl: '1h' })
   await manager.set(key, value(i), 3_600_000)
 }
@@ -104,6 +108,16 @@ const results = await compare([
     },
   },
   {
+    name: `coherent-cache get (tinylfu, a tag invalidated every ${TAG_EVERY.toLocaleString()} gets)`,
+    async run() {
+      for (let i = 0; i < CALLS; i++) {
+        if (i % TAG_EVERY === 0) await coherentTags.invalidateTags([`unrelated:${i}`])
+        if ((await coherentTags.get(trace[i]!)) !== undefined) sink++
+      }
+      return CALLS
+    },
+  },
+  {
     name: 'BentoCache get (memory)',
     async run() {
       const n = CALLS / 10 // an order of magnitude slower: a tenth of the trace keeps the run short
@@ -145,5 +159,6 @@ console.log(`\n(checksum ${sink % 7})`)
 await coherent.close()
 await coherentLru.close()
 await coherentFrozen.close()
+await coherentTags.close()
 await bento.disconnect()
 await manager.disconnect()

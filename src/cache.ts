@@ -97,8 +97,9 @@ export class Cache {
     // Hot path, kept small so that it inlines: most hits answer from the entry's shortcut (see
     // CacheCore.storeL1) without loading the entry itself.
     const l1 = core.hitPathL1
-    if (l1 !== undefined && core.coherence.trusted && !core.coherence.anyStampMoved) {
-      const shortcut = l1.getShortcut(rel)
+    if (l1 !== undefined && core.coherence.trusted) {
+      const { coherence } = core
+      const shortcut = l1.getShortcut(rel, 2 * coherence.namespaceEpoch, 2 * coherence.stampEpoch + 1)
       if (shortcut !== undefined) {
         core.counters.l1Hits++
         return Promise.resolve((core.copiesOnRead ? cloneValue(shortcut) : shortcut) as T)
@@ -132,6 +133,8 @@ export class Cache {
         core.coherence.isCurrent(entry.stampKeys, entry.stampGens)
       ) {
         core.counters.l1Hits++
+        // Found current now: its shortcut (if it has one) answers the next hits until a stamp rises.
+        if (core.shortcutFor(entry)) l1.renewShortcut(rel, core.shortcutTag(entry))
         return Promise.resolve((entry.frozen ? entry.value : cloneValue(entry.value)) as T)
       }
     }
@@ -675,6 +678,7 @@ export class Cache {
       core.knownStampGens(envelope.stampKeys) ?? (await core.stampGens(envelope.stampKeys, deadline))
     for (let i = 0; i < gens.length; i++) if (gens[i]! > envelope.stampGens[i]!) return undefined
     const value = decode(envelope.payload)
+    const ns = core.namespaceState(envelope.namespacePath)
     const entry: L1Entry = {
       value,
       frozen: this.freezes && deepFreeze(value),
@@ -684,8 +688,9 @@ export class Cache {
       loadMs: envelope.loadMs,
       freshUntil: envelope.freshUntil,
       staleUntil: envelope.staleUntil,
-      ns: core.namespaceState(envelope.namespacePath),
-      stampKeys: envelope.stampKeys,
+      ns,
+      // An entry without tags shares its namespace's array: CacheCore.shortcutTag tells them apart by it.
+      stampKeys: sameStrings(envelope.stampKeys, ns.stampKeys) ? ns.stampKeys : envelope.stampKeys,
       stampGens: envelope.stampGens,
     }
     core.storeL1(rel, entry, envelope.payload.length, token)
@@ -897,6 +902,12 @@ export class Cache {
       coherence.endFill()
     }
   }
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

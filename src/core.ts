@@ -374,12 +374,32 @@ export class CacheCore {
       l1.delete(rel)
       return
     }
-    // The hit path's shortcut (Cache.get): the value itself, for an entry whose L1 lifetime ends by its
-    // freshness (no grace: L1 drops it at freshUntil or sooner) and that needs no per-entry decision on
-    // how to hand it out (copy mode always copies; freeze mode shares only what deepFreeze could freeze).
-    const shortcut =
-      entry.staleUntil === entry.freshUntil && (this.copiesOnRead || entry.frozen) ? entry.value : undefined
-    l1.set(rel, entry, lifetime, bytes + rel.length, shortcut)
+    // The hit path's shortcut (Cache.get): the value itself, valid while no stamp the entry depends on
+    // rises, for an entry that is current now.
+    const current = this.coherence.isCurrent(entry.stampKeys, entry.stampGens)
+    const shortcut = current && this.shortcutFor(entry) ? entry.value : undefined
+    l1.set(rel, entry, lifetime, bytes + rel.length, shortcut, this.shortcutTag(entry))
+  }
+
+  /**
+   * Whether a hit on `entry` may be answered from its L1 shortcut, the value itself: its L1 lifetime ends
+   * by its freshness (no grace: L1 drops it at freshUntil or sooner), and handing it out needs no
+   * per-entry decision (copy mode always copies; freeze mode shares only what deepFreeze could freeze).
+   */
+  shortcutFor(entry: L1Entry): boolean {
+    return entry.staleUntil === entry.freshUntil && (this.copiesOnRead || entry.frozen)
+  }
+
+  /**
+   * The tag an entry found current now gives its L1 shortcut: the shortcut answers while no stamp the
+   * entry depends on has risen (Coherence.namespaceEpoch for an entry without tags, else stampEpoch).
+   * Even and odd numbers keep the two apart; Cache.get asks with both current values.
+   */
+  shortcutTag(entry: L1Entry): number {
+    const { coherence } = this
+    return entry.stampKeys === entry.ns.stampKeys
+      ? 2 * coherence.namespaceEpoch
+      : 2 * coherence.stampEpoch + 1
   }
 
   // ---- bus --------------------------------------------------------------------------------------

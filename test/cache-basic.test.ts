@@ -82,6 +82,33 @@ describe.each([
     await cache.set('u1', 'ada2', { tags: ['user:1'] })
     expect(await cache.get('u1')).toBe('ada2')
   })
+
+  it('entries read many times between invalidations stay exactly as current as their tags', async () => {
+    // Hits answer from a shortcut that is valid until any stamp rises; each round reads every entry
+    // twice (the second read takes the shortcut renewed by the first), then invalidates one tag.
+    cache = createCache({ namespace: 'basic', ...tiers() })
+    const tags = ['a', 'b', 'c', 'd']
+    for (const tag of tags) await cache.set(tag, `value ${tag}`, { tags: [tag] })
+    await cache.set('untagged', 'stays')
+    const invalidated = new Set<string>()
+    for (const victim of tags) {
+      for (let read = 0; read < 2; read++) {
+        for (const tag of tags) {
+          expect(await cache.get(tag)).toBe(invalidated.has(tag) ? undefined : `value ${tag}`)
+        }
+        expect(await cache.get('untagged')).toBe('stays')
+      }
+      await cache.invalidateTags([victim])
+      invalidated.add(victim)
+    }
+    for (const tag of tags) expect(await cache.get(tag)).toBeUndefined()
+    const ns = cache.namespace('child')
+    await ns.set('x', 1)
+    expect(await ns.get('x')).toBe(1)
+    expect(await ns.get('x')).toBe(1)
+    await ns.clear()
+    expect(await ns.get('x')).toBeUndefined()
+  })
 })
 
 describe('TTL', () => {

@@ -214,13 +214,26 @@ describe('LocalTier shortcuts', () => {
     const { tier } = recordingTier<{ big: string }>({ maxEntries: 10, clock })
     tier.set('a', { big: 'entry' }, 100, 1, 'A')
     tier.set('b', { big: 'entry' }, 100) // no shortcut
-    expect(tier.getShortcut('a')).toBe('A')
-    expect(tier.getShortcut('b')).toBeUndefined()
-    expect(tier.getShortcut('missing')).toBeUndefined()
+    expect(tier.getShortcut('a', 0, -1)).toBe('A')
+    expect(tier.getShortcut('b', 0, -1)).toBeUndefined()
+    expect(tier.getShortcut('missing', 0, -1)).toBeUndefined()
     expect(tier.stats).toMatchObject({ hits: 1, misses: 0 }) // only the answered shortcut counts
     clock.advance(100)
-    expect(tier.getShortcut('a')).toBeUndefined() // expired: get() decides and removes
+    expect(tier.getShortcut('a', 0, -1)).toBeUndefined() // expired: get() decides and removes
     expect(tier.get('a')).toBeUndefined()
+    checkInvariants(tier)
+  })
+
+  it('a shortcut answers only when asked with its tag; renewShortcut gives it a new one', () => {
+    const { tier } = recordingTier<string>({ maxEntries: 10 })
+    tier.set('a', 'entry', NEVER, 1, 'A', 7)
+    expect(tier.getShortcut('a', 7, -1)).toBe('A')
+    expect(tier.getShortcut('a', 8, -1)).toBeUndefined()
+    tier.renewShortcut('a', 8)
+    expect(tier.getShortcut('a', 8, -1)).toBe('A')
+    expect(tier.getShortcut('a', 7, -1)).toBeUndefined()
+    tier.renewShortcut('missing', 8) // nothing to renew: no effect
+    expect(tier.getShortcut('missing', 8, -1)).toBeUndefined()
     checkInvariants(tier)
   })
 
@@ -228,17 +241,17 @@ describe('LocalTier shortcuts', () => {
     const { tier } = recordingTier<string>({ maxEntries: 2 })
     tier.set('a', 'v1', NEVER, 1, 's1')
     tier.set('a', 'v2', NEVER) // replaced without a shortcut
-    expect(tier.getShortcut('a')).toBeUndefined()
+    expect(tier.getShortcut('a', 0, -1)).toBeUndefined()
     tier.set('a', 'v3', NEVER, 1, 's3')
-    expect(tier.getShortcut('a')).toBe('s3')
+    expect(tier.getShortcut('a', 0, -1)).toBe('s3')
     tier.delete('a')
-    expect(tier.getShortcut('a')).toBeUndefined()
+    expect(tier.getShortcut('a', 0, -1)).toBeUndefined()
     tier.set('b', 'vb', NEVER) // reuses the freed slot
-    expect(tier.getShortcut('b')).toBeUndefined()
+    expect(tier.getShortcut('b', 0, -1)).toBeUndefined()
     tier.set('c', 'vc', NEVER, 1, 'sc')
     tier.clear()
     tier.set('c', 'vc', NEVER)
-    expect(tier.getShortcut('c')).toBeUndefined()
+    expect(tier.getShortcut('c', 0, -1)).toBeUndefined()
     checkInvariants(tier)
   })
 })

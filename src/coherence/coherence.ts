@@ -50,6 +50,15 @@ export class Coherence {
   readonly stamps = new Map<string, Stamp>()
   /** How many stamps in the table are above generation 0 (the hit path skips stamp checks while none are). */
   private movedStamps = 0
+  /**
+   * Count every rise of a stamp this node knows (and every time it forgets them): `stampEpoch` of any
+   * stamp, `namespaceEpoch` of namespace stamps only. An L1 entry found current at one value stays current
+   * while it is unchanged: stamps only ever rise, and an entry is invalidated only by a rise of one of its
+   * own. An entry without tags depends on namespace stamps only, so invalidating a tag leaves it alone.
+   * The L1 hit path relies on this (see CacheCore.shortcutTag).
+   */
+  stampEpoch = 0
+  namespaceEpoch = 0
   /** False while the bus (if any) is not known to be delivering every invalidation. */
   trusted: boolean
 
@@ -118,12 +127,21 @@ export class Coherence {
     const stamp = this.stamps.get(key)
     if (stamp === undefined) {
       this.stamps.set(key, { gen, seenAt: now })
-      if (gen > 0) this.movedStamps++
+      if (gen > 0) {
+        this.movedStamps++
+        this.stampRose(key)
+      }
     } else if (gen > stamp.gen) {
       if (stamp.gen === 0) this.movedStamps++
       stamp.gen = gen
       stamp.seenAt = now
+      this.stampRose(key)
     }
+  }
+
+  private stampRose(key: string): void {
+    this.stampEpoch++
+    if (key.startsWith('n:')) this.namespaceEpoch++
   }
 
   /** The generation of `key` this node knows, or 0. */
@@ -132,11 +150,6 @@ export class Coherence {
   }
 
   /** True if no known stamp has moved past the generation the entry recorded for it. */
-  /** True once some tag or namespace stamp this node knows of has moved past generation 0. */
-  get anyStampMoved(): boolean {
-    return this.movedStamps !== 0
-  }
-
   isCurrent(stampKeys: readonly string[], stampGens: readonly number[]): boolean {
     // Until some tag or namespace has been invalidated, every entry is current: no lookups at all.
     if (this.movedStamps === 0) return true
@@ -162,5 +175,7 @@ export class Coherence {
   forgetStamps(): void {
     this.stamps.clear()
     this.movedStamps = 0
+    this.stampEpoch++
+    this.namespaceEpoch++
   }
 }

@@ -209,20 +209,31 @@ export class LocalTier<V> {
   }
 
   /**
-   * The shortcut stored with `key`'s live entry (see set), recording the hit like get(); undefined, and
-   * nothing recorded, if there is no live entry or it has no shortcut (the caller then uses get()).
+   * The shortcut stored with `key`'s live entry (see set), if it was given with tag `tagA` or `tagB`,
+   * recording the hit like get(); undefined, and nothing recorded, if there is no live entry, it has no
+   * shortcut, or its tag is another (the caller then uses get(), and may renewShortcut()).
    */
-  getShortcut(key: string): unknown {
+  getShortcut(key: string, tagA: number, tagB: number): unknown {
     const slot = this.index.get(key)
     if (slot === undefined) return undefined
-    const shortcut = this.store.shortcuts[slot]
-    if (shortcut === undefined || (this.ttlEntries !== 0 && this.isExpired(slot))) return undefined
+    const store = this.store
+    const shortcut = store.shortcuts[slot]
+    if (shortcut === undefined) return undefined
+    const tag = store.shortcutTags[slot]
+    if (tag !== tagA && tag !== tagB) return undefined
+    if (this.ttlEntries !== 0 && this.isExpired(slot)) return undefined
     const pending = this.pendingHits
     this.hitBuffer[pending] = slot
     this.pendingHits = pending + 1
     if (pending + 1 === READ_BUFFER_SIZE) this.drainHits()
     this.stats.hits++
     return shortcut
+  }
+
+  /** Gives `key`'s shortcut (if it has one) the tag `tag`; no policy update, no stats. */
+  renewShortcut(key: string, tag: number): void {
+    const slot = this.index.get(key)
+    if (slot !== undefined) this.store.shortcutTags[slot] = tag
   }
 
   /** Returns the live value for `key` without touching the policy or the stats. */
@@ -251,10 +262,10 @@ export class LocalTier<V> {
    * or ttlMs <= 0 (already expired): nothing is stored and the previous entry for `key` is removed
    * (without onEvict, like delete). TinyLFU may also reject an entry larger than its admission window
    * at once (it is then evicted with cause 'size' and set returns false).
-   * `shortcut`, if given, is what getShortcut() answers for this entry (replacing the value's entry does
-   * too: a shortcut never outlives the value it was given with).
+   * `shortcut`, if given, is what getShortcut() answers for this entry when asked with `shortcutTag`
+   * (replacing the value's entry replaces it too: a shortcut never outlives the value it was given with).
    */
-  set(key: string, value: V, ttlMs: number, size = 1, shortcut?: unknown): boolean {
+  set(key: string, value: V, ttlMs: number, size = 1, shortcut?: unknown, shortcutTag = 0): boolean {
     if (!(size >= 0 && size !== Number.POSITIVE_INFINITY)) {
       throw new RangeError(`LocalTier.set: size must be a finite number >= 0, got ${size}`)
     }
@@ -276,6 +287,7 @@ export class LocalTier<V> {
       if (store.expiry[slot] !== Number.POSITIVE_INFINITY) this.ttlEntries--
       store.values[slot] = value
       store.shortcuts[slot] = shortcut
+      store.shortcutTags[slot] = shortcutTag
       store.expiry[slot] = expiry
       store.sizes[slot] = size
       this.totalBytes += size - oldSize
@@ -286,6 +298,7 @@ export class LocalTier<V> {
       store.keys[slot] = key
       store.values[slot] = value
       store.shortcuts[slot] = shortcut
+      store.shortcutTags[slot] = shortcutTag
       store.expiry[slot] = expiry
       store.sizes[slot] = size
       this.index.set(key, slot)

@@ -27,6 +27,8 @@ export class SlotStore<V> {
    * reading it skips loading the value object itself, one dependent memory access fewer per hit.
    */
   shortcuts: unknown[]
+  /** The number each shortcut was given with; getShortcut answers only when asked with the same one. */
+  shortcutTags: Float64Array
   /** Absolute expiry time in clock milliseconds; Infinity = never expires. */
   expiry: Float64Array
   /** Weight counted against maxBytes. */
@@ -54,6 +56,7 @@ export class SlotStore<V> {
     this.keys = new Array<string | undefined>(capacity).fill(undefined)
     this.values = new Array<V | undefined>(capacity).fill(undefined)
     this.shortcuts = new Array<unknown>(capacity).fill(undefined)
+    this.shortcutTags = new Float64Array(capacity)
     this.expiry = new Float64Array(capacity).fill(Number.POSITIVE_INFINITY)
     this.sizes = new Float64Array(capacity)
     this.links = new Int32Array(4 * capacity).fill(NIL)
@@ -81,6 +84,7 @@ export class SlotStore<V> {
     this.keys[slot] = undefined
     this.values[slot] = undefined
     this.shortcuts[slot] = undefined
+    this.shortcutTags[slot] = 0
     this.expiry[slot] = Number.POSITIVE_INFINITY
     this.sizes[slot] = 0
     this.links[4 * slot] = NIL
@@ -98,6 +102,7 @@ export class SlotStore<V> {
     this.values.fill(undefined, this.capacity)
     this.shortcuts.length = capacity
     this.shortcuts.fill(undefined, this.capacity)
+    this.shortcutTags = growFloat64(this.shortcutTags, capacity, 0)
     this.expiry = growFloat64(this.expiry, capacity, Number.POSITIVE_INFINITY)
     this.sizes = growFloat64(this.sizes, capacity, 0)
     this.links = growInt32(this.links, 4 * capacity, NIL)
@@ -111,6 +116,7 @@ export class SlotStore<V> {
     this.keys.fill(undefined)
     this.values.fill(undefined)
     this.shortcuts.fill(undefined)
+    this.shortcutTags.fill(0)
     this.expiry.fill(Number.POSITIVE_INFINITY)
     this.sizes.fill(0)
     this.links.fill(NIL)
