@@ -203,13 +203,17 @@ describe('cloneValue: mutation isolation per container type', () => {
   it('still copies only own keys when Object.prototype is polluted', () => {
     const proto = Object.prototype as Record<string, unknown>
     proto.polluted = { evil: true }
+    proto.pollutedNumber = 7
     try {
       const copy = cloneValue({ a: { b: 1 } })
       expect(Object.keys(copy)).toEqual(['a'])
       expect(Object.hasOwn(copy, 'polluted')).toBe(false)
+      expect(Object.hasOwn(copy, 'pollutedNumber')).toBe(false)
       expect(Object.keys(copy.a)).toEqual(['b'])
+      expect(copy.a).not.toBe((copy as unknown as { polluted: unknown }).polluted)
     } finally {
       delete proto.polluted
+      delete proto.pollutedNumber
     }
   })
 

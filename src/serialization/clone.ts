@@ -7,8 +7,9 @@
  * strings and ids) are returned as they are, with no allocation. Containers are copied with a loop
  * per type:
  *  - a plain object by spread (which copies own enumerable properties in order, reads getters, and
- *    defines an own `__proto__` key as data); then only its object-valued properties are replaced,
- *    walking the copy with for...in (Object.keys if Object.prototype is polluted);
+ *    defines an own `__proto__` key as data); then only its object-valued own properties are replaced,
+ *    walking the copy with for...in (which reads V8's enum cache; the own-property check, made only for
+ *    object values, keeps keys inherited from a polluted Object.prototype out);
  *  - an array by `slice` (a memcpy that keeps holes), then likewise; a long array, which may be
  *    huge and sparse, is copied by its present indices instead;
  *  - Date, Map, Set, Buffer, Uint8Array and the other typed arrays into new ones of the same type.
@@ -28,19 +29,14 @@ import {
   K_UNSUPPORTED,
   kindOf,
   type OtherTypedArray,
-  prototypeIsPolluted,
   TYPED_ARRAYS,
 } from './codec.js'
 
 /** A deep copy of a value that passed `encode`: equal, of the same types, sharing nothing mutable. */
 export function cloneValue<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value
-  ownKeysOnly = prototypeIsPolluted()
   return cloneObject(value) as T
 }
-
-/** Set per call: enumerate with Object.keys instead of for...in (see prototypeIsPolluted). */
-let ownKeysOnly = false
 
 function cloneAny(v: unknown): unknown {
   return typeof v !== 'object' || v === null ? v : cloneObject(v)
@@ -80,21 +76,11 @@ function cloneObject(v: object): unknown {
   }
 }
 
-/** `copy` is already a shallow copy; replace its object-valued properties with their copies. */
+/** `copy` is already a shallow copy; replace its object-valued own properties with their copies. */
 function clonePlain(copy: Record<string, unknown>): Record<string, unknown> {
-  if (ownKeysOnly) {
-    const keys = Object.keys(copy)
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!
-      const x = copy[key]
-      if (typeof x === 'object' && x !== null) copy[key] = cloneObject(x)
-    }
-  } else {
-    // No inherited enumerable keys, so for...in visits the own keys, reading through the enum cache.
-    for (const key in copy) {
-      const x = copy[key]
-      if (typeof x === 'object' && x !== null) copy[key] = cloneObject(x)
-    }
+  for (const key in copy) {
+    const x = copy[key]
+    if (typeof x === 'object' && x !== null && Object.hasOwn(copy, key)) copy[key] = cloneObject(x)
   }
   return copy
 }
