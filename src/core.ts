@@ -5,10 +5,11 @@ import { PendingWrites } from './coherence/pending-writes.js'
 import { LocalTier } from './local/local-tier.js'
 import type { ResolvedOptions } from './options.js'
 import { CircuitBreaker } from './remote/circuit-breaker.js'
-import { RemoteTier, timeBound } from './remote/remote-tier.js'
+import { L2TimeoutError, RemoteTier } from './remote/remote-tier.js'
 import { SingleFlight } from './stampede/single-flight.js'
 import { busChannel, circuitChannel } from './stats/events.js'
 import { StatsCounters } from './stats/stats.js'
+import { withTimeout } from './timeouts.js'
 
 /** What a namespace knows about itself: its path and the stamps that apply to its entries. */
 export interface NamespaceState {
@@ -481,7 +482,11 @@ export class CacheCore {
       // Bounded like every L2 call: a bus that accepts the connection but never answers (a frozen Redis)
       // must not hang the write that announces, nor a load's single flight that waits for it.
       const send = () =>
-        timeBound(bus.publish(this.channel, encodeMessage(message)), this.options.l2Timeout, 'bus publish')
+        withTimeout(
+          bus.publish(this.channel, encodeMessage(message)),
+          this.options.l2Timeout,
+          () => new L2TimeoutError('bus publish', this.options.l2Timeout),
+        )
       await (this.busBreaker ? this.busBreaker.run(send) : send())
       this.counters.busPublished++
       return true

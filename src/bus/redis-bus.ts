@@ -39,9 +39,8 @@ import {
   type RedisConnection,
   type RedisConnectionOptions,
   redisConnection,
-  unrefSleep,
-  withTimeout,
 } from '../redis/connection.js'
+import { unrefSleep, withTimeout } from '../timeouts.js'
 import type { Bus, BusStatus, BusSubscription } from './bus.js'
 
 export type RedisBusOptions = RedisConnectionOptions
@@ -320,7 +319,11 @@ class SubscriberLink {
         // node-redis keeps retrying a first connection (reconnectStrategy) until it succeeds or is destroyed.
         // When moving to another node, give up after connectTimeout and ask for the owner again instead.
         if (relocate)
-          await withTimeout(client.connect(), this.connectTimeout, 'redisBus: no connection in time')
+          await withTimeout(
+            client.connect(),
+            this.connectTimeout,
+            () => new Error('redisBus: no connection in time'),
+          )
         else await client.connect()
       } catch (error) {
         this.lastError = error
@@ -602,7 +605,11 @@ class RedisBus implements Bus {
       return (await client.sendCommand(['PUBSUB', 'SHARDNUMSUB', channel])) as [unknown, unknown]
     }
     try {
-      const reply = await withTimeout(ask(), timeoutMs, 'redisBus: PUBSUB SHARDNUMSUB timed out')
+      const reply = await withTimeout(
+        ask(),
+        timeoutMs,
+        () => new Error('redisBus: PUBSUB SHARDNUMSUB timed out'),
+      )
       return Number(reply[1]) >= 1
     } catch (error) {
       if (error instanceof ErrorReply && /^(NOPERM|ERR unknown)/.test(error.message)) return true

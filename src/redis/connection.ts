@@ -20,6 +20,7 @@ import {
   type RedisClusterType,
 } from 'redis'
 import { CacheClosedError, InvalidOptionError } from '../errors.js'
+import { unrefSleep, withTimeout } from '../timeouts.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -233,26 +234,6 @@ function cappedBackoff(maxDelay: number): (retries: number) => number {
 }
 
 /** A sleep that does not keep the process alive. */
-export function unrefSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref())
-}
-
-/** Rejects after `ms` unless `promise` settles first. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(message)), ms)
-        timer.unref()
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 /** Not a reply from Redis: the connection failed (offline, closed, refused, timed out). */
 function isConnectionError(error: unknown): boolean {
   return error instanceof Error && !(error instanceof ErrorReply)
@@ -400,7 +381,7 @@ export class RedisConnection {
     this.refreshing = withTimeout(
       cluster._slots.rediscover(start as never),
       this.connectTimeout,
-      'topology refresh timed out',
+      () => new Error('topology refresh timed out'),
     )
       .catch((error: unknown) => {
         this.lastError = error
@@ -571,7 +552,11 @@ export class RedisConnection {
         cluster.on('node-error', remember)
         this.client = cluster as unknown as NodeRedisCluster
         try {
-          await withTimeout(cluster.connect(), this.connectTimeout, 'cluster discovery timed out')
+          await withTimeout(
+            cluster.connect(),
+            this.connectTimeout,
+            () => new Error('cluster discovery timed out'),
+          )
           break
         } catch (error) {
           remember(error)

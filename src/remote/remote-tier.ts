@@ -149,20 +149,3 @@ export class RemoteTier {
     })
   }
 }
-
-/** `promise`, or an L2TimeoutError naming `operation` if it has not settled within `ms`. */
-export function timeBound<T>(promise: Promise<T>, ms: number, operation: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new L2TimeoutError(operation, ms)), ms)
-    promise.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
-  })
-}

@@ -1,0 +1,27 @@
+/** Waiting with a bound, for the parts of the cache that talk to something that may not answer. */
+
+/** Resolves after `ms`; the timer does not keep the process alive. */
+export function unrefSleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}
+
+/**
+ * `promise`, or the error `timedOut()` makes if it has not settled within `ms`. The timer does not keep
+ * the process alive, and is cleared as soon as `promise` settles.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(timedOut()), ms)
+    timer.unref()
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
+}
