@@ -1,18 +1,10 @@
-import { NIL, SlotList } from '../slots.js'
-import type { EvictionHost, Policy, PolicyContext } from './policy.js'
+import { ListPolicy } from './list-policy.js'
+import type { PolicyContext } from './policy.js'
 
 /** Least recently used: one list in access order; a hit moves the entry to the tail, eviction takes the head. */
-export class LruPolicy implements Policy {
-  private readonly list: SlotList
-  private readonly host: EvictionHost
-
+export class LruPolicy extends ListPolicy {
   constructor(context: PolicyContext) {
-    this.list = new SlotList(context.store)
-    this.host = context.host
-  }
-
-  onInsert(slot: number): void {
-    this.list.pushTail(slot)
+    super(context, 'lru')
   }
 
   onHits(slots: Int32Array, count: number): void {
@@ -21,33 +13,8 @@ export class LruPolicy implements Policy {
   }
 
   /** Writing a key counts as using it, as in lru-cache. */
-  onUpdate(slot: number, oldSize: number): void {
-    this.list.resized(slot, oldSize)
+  override onUpdate(slot: number, oldSize: number): void {
+    super.onUpdate(slot, oldSize)
     this.list.moveToTail(slot)
-  }
-
-  onRemove(slot: number): void {
-    this.list.unlink(slot)
-  }
-
-  evict(written: number): void {
-    const host = this.host
-    const list = this.list
-    while (host.overBounds()) {
-      const victim = list.head
-      // The written entry is the tail, so it is the head only when it is alone (and then it fits).
-      if (victim === NIL || victim === written) return
-      host.evictSlot(victim)
-    }
-  }
-
-  grow(): void {}
-
-  clear(): void {
-    this.list.clear()
-  }
-
-  check(): number[] {
-    return this.list.check('lru')
   }
 }
