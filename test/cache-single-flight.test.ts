@@ -1,20 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Cache, createCache, memoryStore } from '../src/index.js'
+import { deferred } from './support/deferred.js'
 
 let cache: Cache
 afterEach(async () => {
   await cache?.close()
 })
-
-function deferred<T>() {
-  let resolve!: (value: T) => void
-  let reject!: (err: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
-}
 
 describe.each([
   ['L1 only', () => ({})],

@@ -3,6 +3,7 @@ import { ManualClock } from '../src/clock.js'
 import { CircuitBreaker, type CircuitState } from '../src/remote/circuit-breaker.js'
 import { RemoteTier } from '../src/remote/remote-tier.js'
 import type { RemoteStore } from '../src/stores/store.js'
+import { deferred } from './support/deferred.js'
 
 function breaker(failureThreshold = 3, openMs = 1000) {
   const clock = new ManualClock()
@@ -16,17 +17,6 @@ const boom = () => Promise.reject(new Error('boom'))
 
 async function failTimes(cb: CircuitBreaker, times: number) {
   for (let i = 0; i < times; i++) await expect(cb.run(boom)).rejects.toThrow('boom')
-}
-
-/** A promise and the functions that settle it. */
-function deferred<T>() {
-  let resolve!: (value: T) => void
-  let reject!: (error: unknown) => void
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { promise, resolve, reject }
 }
 
 describe('CircuitBreaker', () => {
