@@ -678,7 +678,6 @@ export class Cache {
       core.knownStampGens(envelope.stampKeys) ?? (await core.stampGens(envelope.stampKeys, deadline))
     for (let i = 0; i < gens.length; i++) if (gens[i]! > envelope.stampGens[i]!) return undefined
     const value = decode(envelope.payload)
-    const ns = core.namespaceState(envelope.namespacePath)
     const entry: L1Entry = {
       value,
       frozen: this.freezes && deepFreeze(value),
@@ -688,9 +687,8 @@ export class Cache {
       loadMs: envelope.loadMs,
       freshUntil: envelope.freshUntil,
       staleUntil: envelope.staleUntil,
-      ns,
-      // An entry without tags shares its namespace's array: CacheCore.shortcutTag tells them apart by it.
-      stampKeys: sameStrings(envelope.stampKeys, ns.stampKeys) ? ns.stampKeys : envelope.stampKeys,
+      ns: core.namespaceState(envelope.namespacePath),
+      stampKeys: envelope.stampKeys,
       stampGens: envelope.stampGens,
     }
     core.storeL1(rel, entry, envelope.payload.length, token)
@@ -902,12 +900,6 @@ export class Cache {
       coherence.endFill()
     }
   }
-}
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
-  return true
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

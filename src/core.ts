@@ -398,7 +398,8 @@ export class CacheCore {
    */
   shortcutTag(entry: L1Entry): number {
     const { coherence } = this
-    return entry.stampKeys === entry.ns.stampKeys
+    // An entry's stamps are its namespace chain followed by its tags: no more than the chain, no tags.
+    return entry.stampKeys.length === entry.ns.stampKeys.length
       ? 2 * coherence.namespaceEpoch
       : 2 * coherence.stampEpoch + 1
   }
