@@ -206,6 +206,32 @@ describe('LocalTier TTL', () => {
       runModel(policy, { seed: 41, ops: 3000, keys: 30, maxEntries: 10, ttlShare: 0.7 })
     }
   })
+
+  it('with the system clock, hits reuse a clock reading for one event-loop turn and at most 64 hits', async () => {
+    const busyWait = (ms: number) => {
+      const until = Date.now() + ms
+      while (Date.now() < until) {}
+    }
+    const tier = new LocalTier<string>({ maxEntries: 10, sweepIntervalMs: 0 })
+    tier.set('long', 'L', NEVER)
+
+    // Within one synchronous run, the reading is reused until 64 hits have gone by...
+    tier.set('a', 'A', 50)
+    expect(tier.get('a')).toBe('A')
+    busyWait(60) // 'a' has expired, but no event-loop turn has passed
+    expect(tier.get('a')).toBe('A')
+    for (let i = 0; i < 64; i++) tier.get('long')
+    expect(tier.get('a')).toBeUndefined()
+
+    // ...and never past the end of the event-loop turn that read it.
+    tier.set('b', 'B', 50, 1, 'shortcut', 7)
+    expect(tier.getShortcut('b', 7, 7)).toBe('shortcut')
+    busyWait(60)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(tier.getShortcut('b', 7, 7)).toBeUndefined()
+    expect(tier.get('b')).toBeUndefined()
+    expect(tier.stats.expired).toBe(2)
+  })
 })
 
 describe('LocalTier shortcuts', () => {

@@ -1,7 +1,7 @@
 /**
  * Slot storage shared by the local tier and its eviction policies, laid out like lru-cache:
- * every entry lives at an integer slot index of preallocated parallel arrays (key, value, expiry,
- * size, and the prev/next links of whichever policy list the slot is on). Freed slots go on an
+ * every entry lives at an integer slot index of preallocated parallel arrays (key, value, expiry and
+ * shortcut tag, size, and the prev/next links of whichever policy list the slot is on). Freed slots go on an
  * integer stack and are reused, so steady-state operation allocates nothing per entry.
  *
  * Each slot is on exactly one policy list at a time (LRU: the list; LFU: its frequency bucket;
@@ -27,10 +27,13 @@ export class SlotStore<V> {
    * reading it skips loading the value object itself, one dependent memory access fewer per hit.
    */
   shortcuts: unknown[]
-  /** The number each shortcut was given with; getShortcut answers only when asked with the same one. */
-  shortcutTags: Float64Array
-  /** Absolute expiry time in clock milliseconds; Infinity = never expires. */
-  expiry: Float64Array
+  /**
+   * Two numbers per slot, side by side because a hit reads both (one cache line instead of two):
+   * timing[2 * slot] is the absolute expiry time in clock milliseconds (Infinity = never expires), and
+   * timing[2 * slot + 1] the tag the slot's shortcut was given with (getShortcut answers only when asked
+   * with the same one).
+   */
+  timing: Float64Array
   /** Weight counted against maxBytes. */
   sizes: Float64Array
   /**
@@ -56,8 +59,7 @@ export class SlotStore<V> {
     this.keys = new Array<string | undefined>(capacity).fill(undefined)
     this.values = new Array<V | undefined>(capacity).fill(undefined)
     this.shortcuts = new Array<unknown>(capacity).fill(undefined)
-    this.shortcutTags = new Float64Array(capacity)
-    this.expiry = new Float64Array(capacity).fill(Number.POSITIVE_INFINITY)
+    this.timing = newTiming(capacity)
     this.sizes = new Float64Array(capacity)
     this.links = new Int32Array(4 * capacity).fill(NIL)
     this.freeStack = new Int32Array(capacity)
@@ -84,8 +86,8 @@ export class SlotStore<V> {
     this.keys[slot] = undefined
     this.values[slot] = undefined
     this.shortcuts[slot] = undefined
-    this.shortcutTags[slot] = 0
-    this.expiry[slot] = Number.POSITIVE_INFINITY
+    this.timing[2 * slot] = Number.POSITIVE_INFINITY
+    this.timing[2 * slot + 1] = 0
     this.sizes[slot] = 0
     this.links[4 * slot] = NIL
     this.links[4 * slot + 1] = NIL
@@ -102,8 +104,9 @@ export class SlotStore<V> {
     this.values.fill(undefined, this.capacity)
     this.shortcuts.length = capacity
     this.shortcuts.fill(undefined, this.capacity)
-    this.shortcutTags = growFloat64(this.shortcutTags, capacity, 0)
-    this.expiry = growFloat64(this.expiry, capacity, Number.POSITIVE_INFINITY)
+    const timing = newTiming(capacity)
+    timing.set(this.timing)
+    this.timing = timing
     this.sizes = growFloat64(this.sizes, capacity, 0)
     this.links = growInt32(this.links, 4 * capacity, NIL)
     this.freeStack = growInt32(this.freeStack, capacity, 0)
@@ -116,13 +119,19 @@ export class SlotStore<V> {
     this.keys.fill(undefined)
     this.values.fill(undefined)
     this.shortcuts.fill(undefined)
-    this.shortcutTags.fill(0)
-    this.expiry.fill(Number.POSITIVE_INFINITY)
+    this.timing = newTiming(this.capacity)
     this.sizes.fill(0)
     this.links.fill(NIL)
     this.freeTop = 0
     this.highWater = 0
   }
+}
+
+/** Timing for `capacity` empty slots: no expiry, shortcut tag 0. */
+function newTiming(capacity: number): Float64Array {
+  const timing = new Float64Array(2 * capacity)
+  for (let i = 0; i < timing.length; i += 2) timing[i] = Number.POSITIVE_INFINITY
+  return timing
 }
 
 export function growInt32(old: Int32Array, capacity: number, fill: number): Int32Array {
