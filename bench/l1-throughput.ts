@@ -1,6 +1,8 @@
 /**
  * L1 hit throughput: `get` of a warm key set (Zipf 0.99 over 100k keys, 1M calls, one caller), side by side
- * with lru-cache (plain and awaited), BentoCache (memory only) and cache-manager (memory).
+ * with lru-cache (plain and awaited), BentoCache (memory only) and cache-manager (memory). Each contender
+ * builds and fills its own cache before each of its rounds and drops it after, so every timed run has
+ * only its own entries in memory (and, under --expose-gc, starts on a collected heap).
  * Run: npm run bench:l1
  */
 import { BentoCache, bentostore } from 'bentocache'
@@ -9,7 +11,7 @@ import { createCache as createCacheManager } from 'cache-manager'
 import { LRUCache } from 'lru-cache'
 import { createCache } from '../src/index.js'
 import { LocalTier } from '../src/local/local-tier.js'
-import { compare, formatOps, machineLine, markdownTable, ratio } from './support/harness.js'
+import { type Contender, compare, formatOps, machineLine, markdownTable, ratio } from './support/harness.js'
 import { mulberry32 } from './support/random.js'
 import { zipfGenerator } from './support/zipf.js'
 
@@ -23,117 +25,170 @@ const value = (i: number) => ({ id: i, name: `user ${i}`, active: true })
 const next = zipfGenerator(KEYS, SKEW, mulberry32(SEED))
 const trace = Array.from({ length: CALLS }, () => keys[next()]!)
 
-const lru = new LRUCache<string, object>({ max: KEYS })
-// The same TTL as the coherent-cache contenders (whose entries always expire), for reference.
-const lruTtl = new LRUCache<string, object>({ max: KEYS, ttl: 3_600_000 })
-const tier = new LocalTier<object>({ maxEntries: KEYS, policy: 'tinylfu', sweepIntervalMs: 0 })
-const coherent = createCache({ namespace: 'bench', ttl: '1h', l1: { maxEntries: KEYS } })
-const coherentLru = createCache({ namespace: 'bench', ttl: '1h', l1: { maxEntries: KEYS, policy: 'lru' } })
-const coherentFrozen = createCache({
-  namespace: 'bench',
-  ttl: '1h',
-  l1: { maxEntries: KEYS, isolation: 'freeze' },
-})
-// Tags in use: another tag is invalidated every TAG_EVERY gets, so stamps keep rising during the run.
-const TAG_EVERY = 10_000
-const coherentTags = createCache({ namespace: 'bench', ttl: '1h', l1: { maxEntries: KEYS } })
-const bento = new BentoCache({
-  default: 'memory',
-  stores: { memory: bentostore().useL1Layer(memoryDriver({ maxItems: KEYS * 2 })) },
-})
-const manager = createCacheManager()
+// Each contender builds its cache before its round and drops it after (untimed), so no run has another
+// contender's 100k entries in memory; the harness collects garbage before every timed run.
+const TAG_EVERY = 10_000 // the tags row: another tag is invalidated every TAG_EVERY gets
+type CoherentCache = ReturnType<typeof createCache>
+const coherentOptions = {
+  tinylfu: { namespace: 'bench', ttl: '1h', l1: { maxEntries: KEYS } },
+  lru: { namespace: 'bench', ttl: '1h', l1: { maxEntries: KEYS, policy: 'lru' } },
+  freeze: { namespace: 'bench', ttl: '1h', l1: { maxEntries: KEYS, isolation: 'freeze' } },
+} as const
 
-for (let i = 0; i < KEYS; i++) {
-  const key = keys[i]!
-  lru.set(key, value(i))
-  lruTtl.set(key, value(i))
-  tier.set(key, value(i), Number.POSITIVE_INFINITY, 1)
-  await coherent.set(key, value(i))
-  await coherentLru.set(key, value(i))
-  await coherentFrozen.set(key, value(i))
-  await coherentTags.set(key, value(i))
-  await bento.set({ key, value: value(i), ttl: '1h' })
-  await manager.set(key, value(i), 3_600_000)
+async function fillCoherent(options: Parameters<typeof createCache>[0]): Promise<CoherentCache> {
+  const cache = createCache(options)
+  for (let i = 0; i < KEYS; i++) await cache.set(keys[i]!, value(i))
+  return cache
 }
+
+let lru: LRUCache<string, object> | undefined
+let lruTtl: LRUCache<string, object> | undefined
+let tier: LocalTier<object> | undefined
+let coherent: CoherentCache | undefined
+let bento: BentoCache<{ memory: ReturnType<typeof bentostore> }> | undefined
+let manager: ReturnType<typeof createCacheManager> | undefined
 
 let sink = 0
 const results = await compare([
   {
     name: 'lru-cache get',
+    prepare() {
+      lru = new LRUCache<string, object>({ max: KEYS })
+      for (let i = 0; i < KEYS; i++) lru.set(keys[i]!, value(i))
+    },
     run() {
-      for (let i = 0; i < CALLS; i++) if (lru.get(trace[i]!) !== undefined) sink++
+      const cache = lru!
+      for (let i = 0; i < CALLS; i++) if (cache.get(trace[i]!) !== undefined) sink++
       return CALLS
+    },
+    release() {
+      lru = undefined
     },
   },
   {
     name: 'lru-cache get (awaited)',
+    prepare() {
+      lru = new LRUCache<string, object>({ max: KEYS })
+      for (let i = 0; i < KEYS; i++) lru.set(keys[i]!, value(i))
+    },
     async run() {
-      for (let i = 0; i < CALLS; i++) if ((await lru.get(trace[i]!)) !== undefined) sink++
+      const cache = lru!
+      for (let i = 0; i < CALLS; i++) if ((await cache.get(trace[i]!)) !== undefined) sink++
       return CALLS
+    },
+    release() {
+      lru = undefined
     },
   },
   {
+    // The same TTL as the coherent-cache contenders (whose entries always expire), for reference.
     name: 'lru-cache get (ttl 1h, awaited)',
+    prepare() {
+      lruTtl = new LRUCache<string, object>({ max: KEYS, ttl: 3_600_000 })
+      for (let i = 0; i < KEYS; i++) lruTtl.set(keys[i]!, value(i))
+    },
     async run() {
-      for (let i = 0; i < CALLS; i++) if ((await lruTtl.get(trace[i]!)) !== undefined) sink++
+      const cache = lruTtl!
+      for (let i = 0; i < CALLS; i++) if ((await cache.get(trace[i]!)) !== undefined) sink++
       return CALLS
+    },
+    release() {
+      lruTtl = undefined
     },
   },
   {
     name: 'coherent-cache L1 tier get (bare)',
+    prepare() {
+      tier = new LocalTier<object>({ maxEntries: KEYS, policy: 'tinylfu', sweepIntervalMs: 0 })
+      for (let i = 0; i < KEYS; i++) tier.set(keys[i]!, value(i), Number.POSITIVE_INFINITY, 1)
+    },
     run() {
-      for (let i = 0; i < CALLS; i++) if (tier.get(trace[i]!) !== undefined) sink++
+      const local = tier!
+      for (let i = 0; i < CALLS; i++) if (local.get(trace[i]!) !== undefined) sink++
       return CALLS
     },
-  },
-  {
-    name: 'coherent-cache get (tinylfu)',
-    async run() {
-      for (let i = 0; i < CALLS; i++) if ((await coherent.get(trace[i]!)) !== undefined) sink++
-      return CALLS
+    release() {
+      tier = undefined
     },
   },
-  {
-    name: "coherent-cache get (tinylfu, isolation 'freeze')",
-    async run() {
-      for (let i = 0; i < CALLS; i++) if ((await coherentFrozen.get(trace[i]!)) !== undefined) sink++
-      return CALLS
-    },
-  },
-  {
-    name: 'coherent-cache get (lru)',
-    async run() {
-      for (let i = 0; i < CALLS; i++) if ((await coherentLru.get(trace[i]!)) !== undefined) sink++
-      return CALLS
-    },
-  },
+  coherentContender('coherent-cache get (tinylfu)', coherentOptions.tinylfu),
+  coherentContender("coherent-cache get (tinylfu, isolation 'freeze')", coherentOptions.freeze),
+  coherentContender('coherent-cache get (lru)', coherentOptions.lru),
   {
     name: `coherent-cache get (tinylfu, a tag invalidated every ${TAG_EVERY.toLocaleString()} gets)`,
+    async prepare() {
+      coherent = await fillCoherent(coherentOptions.tinylfu)
+    },
     async run() {
+      const cache = coherent!
       for (let i = 0; i < CALLS; i++) {
-        if (i % TAG_EVERY === 0) await coherentTags.invalidateTags([`unrelated:${i}`])
-        if ((await coherentTags.get(trace[i]!)) !== undefined) sink++
+        if (i % TAG_EVERY === 0) await cache.invalidateTags([`unrelated:${i}`])
+        if ((await cache.get(trace[i]!)) !== undefined) sink++
       }
       return CALLS
+    },
+    async release() {
+      await coherent?.close()
+      coherent = undefined
     },
   },
   {
     name: 'BentoCache get (memory)',
+    async prepare() {
+      bento = new BentoCache({
+        default: 'memory',
+        stores: { memory: bentostore().useL1Layer(memoryDriver({ maxItems: KEYS * 2 })) },
+      })
+      for (let i = 0; i < KEYS; i++) await bento.set({ key: keys[i]!, value: value(i), ttl: '1h' })
+    },
     async run() {
+      const cache = bento!
       const n = CALLS / 10 // an order of magnitude slower: a tenth of the trace keeps the run short
-      for (let i = 0; i < n; i++) if ((await bento.get({ key: trace[i]! })) !== undefined) sink++
+      for (let i = 0; i < n; i++) if ((await cache.get({ key: trace[i]! })) !== undefined) sink++
       return n
+    },
+    async release() {
+      await bento?.disconnect()
+      bento = undefined
     },
   },
   {
     name: 'cache-manager get (memory)',
+    async prepare() {
+      manager = createCacheManager()
+      for (let i = 0; i < KEYS; i++) await manager.set(keys[i]!, value(i), 3_600_000)
+    },
     async run() {
+      const cache = manager!
       const n = CALLS / 10
-      for (let i = 0; i < n; i++) if ((await manager.get(trace[i]!)) !== undefined) sink++
+      for (let i = 0; i < n; i++) if ((await cache.get(trace[i]!)) !== undefined) sink++
       return n
+    },
+    async release() {
+      await manager?.disconnect()
+      manager = undefined
     },
   },
 ])
+
+/** A coherent-cache `await get` contender over a cache built with `options` for each round. */
+function coherentContender(name: string, options: Parameters<typeof createCache>[0]): Contender {
+  return {
+    name,
+    async prepare() {
+      coherent = await fillCoherent(options)
+    },
+    async run() {
+      const cache = coherent!
+      for (let i = 0; i < CALLS; i++) if ((await cache.get(trace[i]!)) !== undefined) sink++
+      return CALLS
+    },
+    async release() {
+      await coherent?.close()
+      coherent = undefined
+    },
+  }
+}
 
 const byName = new Map(results.map((r) => [r.name, r.opsPerSec]))
 const lruPlain = byName.get('lru-cache get')!
@@ -141,7 +196,7 @@ const lruAwaited = byName.get('lru-cache get (awaited)')!
 const bentoOps = byName.get('BentoCache get (memory)')!
 console.log(`## L1 hit throughput\n`)
 console.log(
-  `Zipf ${SKEW} over ${KEYS.toLocaleString()} keys, ${CALLS.toLocaleString()} gets per round, one caller, values are small objects (\`{ id, name, active }\`); coherent-cache copies them on every read unless \`l1.isolation: 'freeze'\`. ${machineLine()}. Median of 5 rounds.\n`,
+  `Zipf ${SKEW} over ${KEYS.toLocaleString()} keys, ${CALLS.toLocaleString()} gets per round, one caller, values are small objects (\`{ id, name, active }\`); coherent-cache copies them on every read unless \`l1.isolation: 'freeze'\`. ${machineLine()}. Median of 5 rounds; each contender builds its own cache before its round, and runs on a collected heap.\n`,
 )
 console.log(
   markdownTable(
@@ -156,9 +211,3 @@ console.log(
   ),
 )
 console.log(`\n(checksum ${sink % 7})`)
-await coherent.close()
-await coherentLru.close()
-await coherentFrozen.close()
-await coherentTags.close()
-await bento.disconnect()
-await manager.disconnect()

@@ -3,7 +3,8 @@ import { type RedisServer, redisCommand, startRedis } from '../../test/support/r
 /**
  * A minimal benchmark harness: every contender runs the same pre-generated workload in the same
  * process, a few rounds each, interleaved so that machine noise hits all of them alike; the median round
- * is reported. Results are meant to be read as ratios between contenders of one run.
+ * is reported. Results are meant to be read as ratios between contenders of one run. Run under
+ * `node --expose-gc` so that every timed run starts on a collected heap.
  */
 export interface Contender {
   name: string
@@ -12,6 +13,10 @@ export interface Contender {
    * rounds that are not reported (a contender that records latencies skips those).
    */
   run: (round: RoundInfo) => number | Promise<number>
+  /** Untimed, before each round's run: builds what the run uses (so only this contender's data is live). */
+  prepare?: () => void | Promise<void>
+  /** Untimed, after each round's run: drops what prepare built. */
+  release?: () => void | Promise<void>
 }
 
 export interface RoundInfo {
@@ -25,13 +30,19 @@ export interface Result {
   opsPerSec: number
 }
 
+const collectGarbage = (globalThis as { gc?: () => void }).gc
+
 export async function compare(contenders: Contender[], { rounds = 5, warmup = 1 } = {}): Promise<Result[]> {
   const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]))
   for (let round = 0; round < warmup + rounds; round++) {
     for (const contender of contenders) {
+      await contender.prepare?.()
+      // With --expose-gc, each timed run starts on a collected heap: no contender pays for another's garbage.
+      collectGarbage?.()
       const start = process.hrtime.bigint()
       const ops = await contender.run({ round, warmup: round < warmup })
       const seconds = Number(process.hrtime.bigint() - start) / 1e9
+      await contender.release?.()
       if (round >= warmup) samples.get(contender.name)!.push(ops / seconds)
     }
   }
