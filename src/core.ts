@@ -57,6 +57,14 @@ export interface LoadOutcome {
  */
 export type Lookup = { entry: L1Entry; fresh: boolean; degraded: boolean } | undefined
 
+/** An L2 read in flight that other callers of the same key may join (see Cache.readL2Shared). */
+export interface SharedRead {
+  /** The fill token the read began with: a caller joins only if nothing touched the key since. */
+  token: number
+  /** Callers that joined (besides the one that started it); they get the same answer. */
+  joiners: { resolve: (found: Lookup) => void; reject: (err: unknown) => void }[]
+}
+
 /** A write of this node that L2 has not got yet (see CacheCore.unsent). */
 export interface UnsentWrite {
   version: number
@@ -81,7 +89,7 @@ export class CacheCore {
   readonly counters = new StatsCounters()
   readonly flights = new SingleFlight<LoadOutcome | undefined>()
   /** L2 reads in flight by key, with the fill token each began with (see Cache.readL2Shared). */
-  readonly reads = new Map<string, { token: number; read: Promise<Lookup>; joined: number }>()
+  readonly reads = new Map<string, SharedRead>()
   readonly namespaces = new Map<string, NamespaceState>()
   readonly pending: PendingWrites
   /** How long an L1 entry (and so a stamp learned from the bus or L2) can live in this node. */

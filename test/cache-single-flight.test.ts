@@ -72,11 +72,12 @@ describe('shared L2 reads', () => {
   function countingStore() {
     const store = memoryStore()
     const realGet = store.get.bind(store)
-    const state = { gets: 0, hold: undefined as Promise<void> | undefined }
+    const state = { gets: 0, hold: undefined as Promise<void> | undefined, fail: false }
     store.get = async (key: string) => {
       state.gets++
       const reply = await realGet(key)
       await state.hold
+      if (state.fail) throw new Error('L2 read failed')
       return reply
     }
     return { store, state }
@@ -130,5 +131,19 @@ describe('shared L2 reads', () => {
     expect(await Promise.all(reads)).toEqual(['v', 'v', undefined])
     expect(state.gets).toBe(2)
     expect(cache.stats().l2.sharedReads).toBe(1)
+  })
+
+  it('a shared read that fails fails for every caller that joined it, and is not shared afterwards', async () => {
+    const { state, gate } = await heldCache('v')
+    state.fail = true
+    const reads = [cache.get('k'), cache.get('k'), cache.get('k')]
+    gate.resolve()
+    // get() degrades: an L2 error is a miss for each caller (no stale value to fall back on here).
+    expect(await Promise.all(reads)).toEqual([undefined, undefined, undefined])
+    expect(state.gets).toBe(1)
+    expect(cache.stats().l2).toMatchObject({ sharedReads: 2, errors: 3 })
+    state.fail = false
+    expect(await cache.get('k')).toBe('v')
+    expect(state.gets).toBe(2)
   })
 })
