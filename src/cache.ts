@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { type InvalidationMessage, MessageKind } from './bus/wire.js'
-import { decodeEnvelope, encodeEnvelope } from './coherence/envelope.js'
+import { type DecodedEnvelope, decodeEnvelope, encodeEnvelope } from './coherence/envelope.js'
 import {
   CacheCore,
   FOREVER_MS,
@@ -27,6 +27,7 @@ import {
 import { cloneValue, deepFreeze } from './serialization/clone.js'
 import { decode, encode } from './serialization/codec.js'
 import { type CacheStats, hitRate } from './stats/stats.js'
+import type { StoredEntry } from './stores/store.js'
 
 export interface SetOptions {
   /** TTL of this entry. @default the cache ttl */
@@ -666,44 +667,65 @@ export class Cache {
     deadline: number | undefined,
     shared?: SharedRead,
   ): Promise<Lookup> {
-    if (shared === undefined) return this.readL2Once(rel, token, deadline)
-    const { reads, l1 } = this.core
+    const core = this.core
     let found: Lookup
     try {
-      found = await this.readL2Once(rel, token, deadline)
+      const stored = await core.remote!.get(core.l2Key(rel), deadline)
+      const judged = this.judgeL2(rel, token, deadline, stored)
+      found = judged instanceof Promise ? await judged : judged
     } catch (err) {
-      if (reads.get(rel) === shared) reads.delete(rel)
-      const joiners = shared.joiners
-      for (const joiner of joiners) joiner.reject(err)
+      if (shared !== undefined) {
+        if (core.reads.get(rel) === shared) core.reads.delete(rel)
+        for (const joiner of shared.joiners) joiner.reject(err)
+      }
       throw err
     }
-    if (reads.get(rel) === shared) reads.delete(rel)
+    if (shared === undefined) return found
+    if (core.reads.get(rel) === shared) core.reads.delete(rel)
     const joiners = shared.joiners
     if (joiners.length === 0) {
       // A value that L1 did not keep and that only this caller will see needs no copy for it.
-      if (found !== undefined && l1?.peek(rel) !== found.entry) found.entry.lendable = true
+      if (found !== undefined && core.l1?.peek(rel) !== found.entry) found.entry.lendable = true
     } else {
       for (const joiner of joiners) joiner.resolve(found)
     }
     return found
   }
 
-  private async readL2Once(rel: string, token: number, deadline: number | undefined): Promise<Lookup> {
-    const core = this.core
-    const stored = await core.remote!.get(core.l2Key(rel), deadline)
+  /** What an L2 reply means: a current entry (then copied into L1), or nothing. Async only to learn stamps. */
+  private judgeL2(
+    rel: string,
+    token: number,
+    deadline: number | undefined,
+    stored: StoredEntry | undefined,
+  ): Lookup | Promise<Lookup> {
     if (stored === undefined) return undefined
+    const core = this.core
     const envelope = decodeEnvelope(stored.bytes)
     core.coherence.versions.observe(stored.version)
     if (envelope.staleUntil <= core.options.clock.now()) return undefined
-    const gens =
-      core.knownStampGens(envelope.stampKeys) ?? (await core.stampGens(envelope.stampKeys, deadline))
+    const gens = core.knownStampGens(envelope.stampKeys)
+    if (gens !== undefined) return this.acceptL2(rel, token, stored.version, envelope, gens)
+    return core
+      .stampGens(envelope.stampKeys, deadline)
+      .then((learned) => this.acceptL2(rel, token, stored.version, envelope, learned))
+  }
+
+  private acceptL2(
+    rel: string,
+    token: number,
+    version: number,
+    envelope: DecodedEnvelope,
+    gens: readonly number[],
+  ): Lookup {
+    const core = this.core
     for (let i = 0; i < gens.length; i++) if (gens[i]! > envelope.stampGens[i]!) return undefined
     const value = decode(envelope.payload)
     const entry: L1Entry = {
       value,
       frozen: this.freezes && deepFreeze(value),
       lendable: false,
-      version: stored.version,
+      version,
       writtenAt: envelope.writtenAt,
       loadMs: envelope.loadMs,
       freshUntil: envelope.freshUntil,
