@@ -216,17 +216,18 @@ describe('LocalTier TTL', () => {
     tier.set('long', 'L', NEVER)
 
     // Within one synchronous run, the reading is reused until 64 hits have gone by...
-    tier.set('a', 'A', 50)
+    // TTLs of 250 ms leave room for a stalled test worker between set and the first get.
+    tier.set('a', 'A', 250)
     expect(tier.get('a')).toBe('A')
-    busyWait(60) // 'a' has expired, but no event-loop turn has passed
+    busyWait(260) // 'a' has expired, but no event-loop turn has passed
     expect(tier.get('a')).toBe('A')
     for (let i = 0; i < 64; i++) tier.get('long')
     expect(tier.get('a')).toBeUndefined()
 
     // ...and never past the end of the event-loop turn that read it.
-    tier.set('b', 'B', 50, 1, 'shortcut', 7)
+    tier.set('b', 'B', 250, 1, 'shortcut', 7)
     expect(tier.getShortcut('b', 7, 7)).toBe('shortcut')
-    busyWait(60)
+    busyWait(260)
     await new Promise((resolve) => setImmediate(resolve))
     expect(tier.getShortcut('b', 7, 7)).toBeUndefined()
     expect(tier.get('b')).toBeUndefined()
