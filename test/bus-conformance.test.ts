@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient, createCluster } from 'redis'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import type { Bus, BusSubscription } from '../src/bus/bus.js'
@@ -281,6 +282,33 @@ describe('redisBus specifics', () => {
       await bus.close()
       expect(client.isOpen).toBe(true)
       expect(await client.ping()).toBe('PONG')
+    } finally {
+      await bus.close()
+      await client.close()
+    }
+  })
+
+  it('with { client } that pings: its subscriber connection does not inherit pingInterval', async () => {
+    // A PING on a subscribed connection can interleave with subscription pushes; the subscriber does not
+    // need it (node-redis' socket keep-alive and our resubscribe-on-reconnect cover dead connections).
+    const name = `ping-test-${process.pid}-${Math.random().toString(36).slice(2)}`
+    const client = createClient({ url: redisUrl, name, pingInterval: 50 }) as unknown as NodeRedisClient
+    client.on('error', () => {})
+    await client.connect()
+    const bus = redisBus({ client })
+    try {
+      await bus.subscribe(
+        `ping:${name}`,
+        () => {},
+        () => {},
+      )
+      await sleep(300) // six ping intervals
+      const ours = (await client.sendCommand(['CLIENT', 'LIST'])) as string
+      const subscriber = ours
+        .split('\n')
+        .filter((line) => line.includes(` name=${name} `) && / sub=1 /.test(line))
+      expect(subscriber).toHaveLength(1)
+      expect(subscriber[0]).toMatch(/ cmd=subscribe /)
     } finally {
       await bus.close()
       await client.close()

@@ -321,9 +321,11 @@ export class RedisConnection {
         reconnectStrategy: this.reconnectStrategy(),
       } as RedisSocketOptions,
       disableOfflineQueue: true,
-      // Not inherited from an application client: they make no sense on a subscriber connection.
+      // Not inherited from an application client: they make no sense on a subscriber connection, and a
+      // PING there can interleave with subscription replies.
       clientSideCache: undefined,
       emitInvalidate: undefined,
+      pingInterval: undefined,
     }) as NodeRedisClient
   }
 
