@@ -104,7 +104,10 @@ export class Cache {
       const shortcut = l1.getShortcut(rel, 2 * coherence.namespaceEpoch, 2 * coherence.stampEpoch + 1)
       if (shortcut !== undefined) {
         core.counters.l1Hits++
-        return Promise.resolve((core.copiesOnRead ? cloneValue(shortcut) : shortcut) as T)
+        // Copy mode: the value, copied for this caller. Freeze mode: a promise of the frozen value.
+        return (core.copiesOnRead ? Promise.resolve(cloneValue(shortcut)) : shortcut) as Promise<
+          T | undefined
+        >
       }
     }
     return this.getValid<T>(rel, key)

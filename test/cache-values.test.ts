@@ -150,6 +150,22 @@ describe("l1.isolation: 'freeze'", () => {
     expect(await cache.get('k')).toEqual({ user: { name: 'Ada', roles: ['admin'] } })
   })
 
+  it('hits follow writes, deletes and tag invalidations of the shared frozen value', async () => {
+    const cache = createCache({ namespace: 'freeze', l1: { maxEntries: 10, isolation: 'freeze' } })
+    caches.push(cache)
+    await cache.set('k', { v: 1 }, { tags: ['t'] })
+    await cache.set('u', { v: 'untagged' })
+    expect(await cache.get('k')).toEqual({ v: 1 })
+    await cache.set('k', { v: 2 }, { tags: ['t'] })
+    expect(await cache.get('k')).toEqual({ v: 2 })
+    expect(await cache.get('k')).toBe(await cache.get('k'))
+    await cache.invalidateTags(['t'])
+    expect(await cache.get('k')).toBeUndefined()
+    expect(await cache.get('u')).toEqual({ v: 'untagged' })
+    await cache.delete('u')
+    expect(await cache.get('u')).toBeUndefined()
+  })
+
   it('still copies values that freezing cannot protect (Map, Set, Date, binary)', async () => {
     const cache = createCache({ namespace: 'freeze', l1: { maxEntries: 10, isolation: 'freeze' } })
     caches.push(cache)
