@@ -231,6 +231,30 @@ describe('RemoteTier deadlines', () => {
     expect(Date.now() - started).toBeLessThan(1000)
   })
 
+  it('reports a timeout only once Date.now() has reached the deadline, even if its timer fires early', async () => {
+    // Timers and Date.now() can disagree by a millisecond; here the timers are fake, so they run far ahead.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const store = fakeStore(Number.POSITIVE_INFINITY)
+      const tier = new RemoteTier(store, 50, undefined)
+      const deadline = tier.deadline()
+      let timedOut = false
+      const first = tier.get('a', deadline).catch((err: { code: string }) => {
+        timedOut = err.code === 'E_L2_TIMEOUT'
+      })
+      await vi.advanceTimersByTimeAsync(50) // the timer fires, but Date.now() has barely moved
+      expect(timedOut).toBe(false)
+      while (Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+      await vi.advanceTimersByTimeAsync(50)
+      await first
+      expect(timedOut).toBe(true)
+      await expect(tier.getStamps(['t'], deadline)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
+      expect(store.getStamps).not.toHaveBeenCalled()
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
   it('timeouts count as failures for the breaker, which then fails fast without calling', async () => {
     const store = fakeStore(Number.POSITIVE_INFINITY)
     const { cb } = breaker(2, 60_000)

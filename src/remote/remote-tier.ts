@@ -125,13 +125,22 @@ export class RemoteTier {
   /** Settles with `call`, or fails at `timeoutMs`; records the outcome with the breaker. */
   private watch<T>(operation: string, admission: Admission, timeoutMs: number, call: Promise<T>): Promise<T> {
     const breaker = this.breaker
+    const end = Date.now() + timeoutMs
     return new Promise<T>((resolve, reject) => {
       let settled = false
-      const timer = setTimeout(() => {
+      const expire = () => {
+        // A timer can fire up to a millisecond before Date.now() reaches `end`. Deadlines are read with
+        // Date.now(), so wait that out: once a call timed out, its deadline has passed for the next one too.
+        const left = end - Date.now()
+        if (left > 0) {
+          timer = setTimeout(expire, left)
+          return
+        }
         settled = true
         breaker?.record(admission, false)
         reject(new L2TimeoutError(operation, this.timeoutMs))
-      }, timeoutMs)
+      }
+      let timer = setTimeout(expire, timeoutMs)
       call.then(
         (value) => {
           if (settled) return
