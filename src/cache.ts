@@ -677,14 +677,12 @@ export class Cache {
       const judged = this.judgeL2(rel, token, deadline, stored)
       found = judged instanceof Promise ? await judged : judged
     } catch (err) {
-      if (shared !== undefined) {
-        if (core.reads.get(rel) === shared) core.reads.delete(rel)
-        for (const joiner of shared.joiners) joiner.reject(err)
-      }
+      if (shared !== undefined) for (const joiner of shared.joiners) joiner.reject(err)
       throw err
+    } finally {
+      if (shared !== undefined && core.reads.get(rel) === shared) core.reads.delete(rel)
     }
     if (shared === undefined) return found
-    if (core.reads.get(rel) === shared) core.reads.delete(rel)
     const joiners = shared.joiners
     if (joiners.length === 0) {
       // A value that L1 did not keep and that only this caller will see needs no copy for it.
@@ -835,8 +833,7 @@ export class Cache {
           throw err
         }
         // The fill token must stay valid until the write has decided whether the value may enter L1.
-        if (outcome === undefined) coherence.endFill()
-        else outcome.done.finally(() => coherence.endFill()).catch(() => {})
+        afterLanding(outcome, () => coherence.endFill())
         return outcome
       },
       (outcome) => outcome?.done,
@@ -914,8 +911,7 @@ export class Cache {
           release()
           throw err
         }
-        if (outcome === undefined) release()
-        else outcome.done.finally(release).catch(() => {})
+        afterLanding(outcome, release)
         return outcome
       }
       const remaining = waitTimeout - waited
@@ -946,6 +942,12 @@ export class Cache {
       coherence.endFill()
     }
   }
+}
+
+/** Runs `then` once a load's write has landed (or been queued), or at once if the load produced nothing. */
+function afterLanding(outcome: LoadOutcome | undefined, then: () => void): void {
+  if (outcome === undefined) then()
+  else outcome.done.finally(then).catch(() => {})
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
