@@ -41,8 +41,13 @@ async function fillCoherent(options: Parameters<typeof createCache>[0]): Promise
   return cache
 }
 
+function fillLru(options: { ttl?: number } = {}): LRUCache<string, object> {
+  const cache = new LRUCache<string, object>({ max: KEYS, ...options })
+  for (let i = 0; i < KEYS; i++) cache.set(keys[i]!, value(i))
+  return cache
+}
+
 let lru: LRUCache<string, object> | undefined
-let lruTtl: LRUCache<string, object> | undefined
 let tier: LocalTier<object> | undefined
 let coherent: CoherentCache | undefined
 let bento: BentoCache<{ memory: ReturnType<typeof bentostore> }> | undefined
@@ -53,8 +58,7 @@ const results = await compare([
   {
     name: 'lru-cache get',
     prepare() {
-      lru = new LRUCache<string, object>({ max: KEYS })
-      for (let i = 0; i < KEYS; i++) lru.set(keys[i]!, value(i))
+      lru = fillLru()
     },
     run() {
       const cache = lru!
@@ -68,8 +72,7 @@ const results = await compare([
   {
     name: 'lru-cache get (awaited)',
     prepare() {
-      lru = new LRUCache<string, object>({ max: KEYS })
-      for (let i = 0; i < KEYS; i++) lru.set(keys[i]!, value(i))
+      lru = fillLru()
     },
     async run() {
       const cache = lru!
@@ -84,16 +87,15 @@ const results = await compare([
     // The same TTL as the coherent-cache contenders (whose entries always expire), for reference.
     name: 'lru-cache get (ttl 1h, awaited)',
     prepare() {
-      lruTtl = new LRUCache<string, object>({ max: KEYS, ttl: 3_600_000 })
-      for (let i = 0; i < KEYS; i++) lruTtl.set(keys[i]!, value(i))
+      lru = fillLru({ ttl: 3_600_000 })
     },
     async run() {
-      const cache = lruTtl!
+      const cache = lru!
       for (let i = 0; i < CALLS; i++) if ((await cache.get(trace[i]!)) !== undefined) sink++
       return CALLS
     },
     release() {
-      lruTtl = undefined
+      lru = undefined
     },
   },
   {
