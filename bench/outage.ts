@@ -109,9 +109,9 @@ const coherent: Contender = {
     // Redis from a wait for the event loop.
     const remote = (
       cache as unknown as {
-        core: { remote: { call<T>(op: string, start: () => Promise<T>, deadline?: number): Promise<T> } }
+        rt: { remote: { call<T>(op: string, start: () => Promise<T>, deadline?: number): Promise<T> } }
       }
-    ).core.remote
+    ).rt.remote
     const l2Calls: { started: number; ms: number; what: string }[] = []
     const call = remote.call.bind(remote)
     remote.call = <T>(op: string, start: () => Promise<T>, deadline?: number): Promise<T> => {

@@ -76,35 +76,37 @@ interface Run {
 // ---- contenders -------------------------------------------------------------------------------------
 
 /**
- * Counts how the lease waits of a lock: 'distributed' cache end. A waiter calls CacheCore.waitForWrite(rel,
- * ms), which registers it in `keyWaiters` until the holder's invalidation arrives on the bus (wakeWaiters(rel)
- * wakes every waiter registered for rel) or its poll timer fires after `ms`. Waits woken by wakeWaiters are
- * notifications; the others ended on the timer.
+ * Counts how the lease waits of a lock: 'distributed' cache end. A waiter calls
+ * DistributedLease.waitForWrite(rel, ms), which registers it until the holder's invalidation arrives on
+ * the bus (wake(rel) wakes every waiter registered for rel) or its poll timer fires after `ms`. Waits
+ * woken by wake() are notifications; the others ended on the timer.
  */
 function countWaits(cache: Cache, waits: { notified: number; timer: number }): void {
-  const core = (
+  const lease = (
     cache as unknown as {
-      core: {
-        keyWaiters: Map<string, Set<unknown>>
-        waitForWrite(rel: string, ms: number): Promise<void>
-        wakeWaiters(rel: string): void
+      rt: {
+        lease: {
+          waitForWrite(rel: string, ms: number): Promise<void>
+          wake(rel: string): void
+          waiting(rel: string): number
+        }
       }
     }
-  ).core
-  if (typeof core.waitForWrite !== 'function' || typeof core.wakeWaiters !== 'function') {
-    throw new Error('bench/stampede.ts: CacheCore.waitForWrite/wakeWaiters changed; update countWaits()')
+  ).rt.lease
+  if (typeof lease?.waitForWrite !== 'function' || typeof lease.wake !== 'function') {
+    throw new Error('bench/stampede.ts: DistributedLease.waitForWrite/wake changed; update countWaits()')
   }
-  const waitForWrite = core.waitForWrite.bind(core)
-  const wakeWaiters = core.wakeWaiters.bind(core)
-  core.waitForWrite = (rel, ms) => {
+  const waitForWrite = lease.waitForWrite.bind(lease)
+  const wake = lease.wake.bind(lease)
+  lease.waitForWrite = (rel, ms) => {
     waits.timer++ // until the bus wakes it (below)
     return waitForWrite(rel, ms)
   }
-  core.wakeWaiters = (rel) => {
-    const woken = core.keyWaiters.get(rel)?.size ?? 0
+  lease.wake = (rel) => {
+    const woken = lease.waiting(rel)
     waits.notified += woken
     waits.timer -= woken
-    wakeWaiters(rel)
+    wake(rel)
   }
 }
 

@@ -1,6 +1,6 @@
 export type { Bus, BusStatus, BusSubscription } from './bus/bus.js'
 export { memoryBus } from './bus/memory-bus.js'
-export { Cache, createCache, type GetOrSetOptions, type SetOptions } from './cache.js'
+export { Cache, createCache } from './cache.js'
 export { type Clock, ManualClock, systemClock } from './clock.js'
 export type { Duration } from './duration.js'
 export {
@@ -13,7 +13,14 @@ export {
   UnserializableValueError,
 } from './errors.js'
 export type { EvictionPolicy } from './local/types.js'
-export type { CacheOptions, L1Options, Loader } from './options.js'
+export type {
+  CacheOptions,
+  DistributedLockOptions,
+  GetOrSetOptions,
+  L1Options,
+  Loader,
+  SetOptions,
+} from './options.js'
 export { L2TimeoutError } from './remote/remote-tier.js'
 export type { CacheStats, TierStats } from './stats/stats.js'
 export { type MemoryStoreOptions, memoryStore } from './stores/memory-store.js'

@@ -101,6 +101,37 @@ export interface CacheOptions {
   random?: () => number
 }
 
+/** Options of one write (set, and the writes of getOrSet's loads). */
+export interface SetOptions {
+  /** TTL of this entry. @default the cache ttl */
+  ttl?: Duration
+  /** Tags to invalidate this entry by, with invalidateTags(). */
+  tags?: readonly string[]
+  /** Grace period of this entry. @default the cache grace */
+  grace?: Duration
+}
+
+export interface GetOrSetOptions extends SetOptions {
+  /** Refresh in the background once this fraction of the TTL has passed (0 < x < 1). @default the cache's */
+  refreshAhead?: number
+  /** Loader timeouts for this call. @default the cache's */
+  loaderTimeout?: { soft?: Duration; hard?: Duration }
+}
+
+/** Per-call write options after validation and defaults. */
+export interface WriteOptions {
+  ttl: number
+  grace: number
+  tags: readonly string[] | undefined
+}
+
+/** Per-call load options after validation and defaults. */
+export interface LoadOptions extends WriteOptions {
+  refreshAhead: number
+  soft: number
+  hard: number
+}
+
 export interface ResolvedOptions {
   namespace: string
   ttl: number
@@ -437,5 +468,40 @@ function resolveDistributedLock(
       allowZero: false,
     }),
     onTimeout,
+  }
+}
+
+export function resolveWriteOptions(
+  defaults: ResolvedOptions,
+  options: SetOptions | undefined,
+): WriteOptions {
+  if (options === undefined) return { ttl: defaults.ttl, grace: defaults.grace, tags: undefined }
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('options', 'must be an object like { ttl, tags }')
+  }
+  return {
+    ttl:
+      options.ttl === undefined
+        ? defaults.ttl
+        : parseDuration(options.ttl, 'ttl', { allowZero: false, allowInfinite: true }),
+    grace: options.grace === undefined ? defaults.grace : parseDuration(options.grace, 'grace'),
+    tags: validateTags(options.tags, 'tags'),
+  }
+}
+
+export function resolveLoadOptions(
+  defaults: ResolvedOptions,
+  options: GetOrSetOptions | undefined,
+): LoadOptions {
+  const write = resolveWriteOptions(defaults, options)
+  if (options === undefined)
+    return { ...write, refreshAhead: defaults.refreshAhead, ...defaults.loaderTimeout }
+  return {
+    ...write,
+    refreshAhead:
+      options.refreshAhead === undefined
+        ? defaults.refreshAhead
+        : resolveRefreshAhead(options.refreshAhead, 'refreshAhead'),
+    ...resolveLoaderTimeout(options.loaderTimeout, 'loaderTimeout', defaults.loaderTimeout),
   }
 }

@@ -25,3 +25,27 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, timedOut: () => 
     )
   })
 }
+
+/** How waiting for a promise with within() ended. */
+export type Outcome<T> =
+  | { status: 'done'; value: T }
+  | { status: 'failed'; error: unknown }
+  | { status: 'timeout' }
+
+/** Waits for `promise` at most `ms` (0: not at all, Infinity: forever); it keeps running either way. */
+export function within<T>(promise: Promise<T>, ms: number): Promise<Outcome<T>> {
+  promise.catch(() => {})
+  if (ms <= 0) return Promise.resolve({ status: 'timeout' })
+  const settled = promise.then(
+    (value): Outcome<T> => ({ status: 'done', value }),
+    (error): Outcome<T> => ({ status: 'failed', error }),
+  )
+  if (ms === Number.POSITIVE_INFINITY) return settled
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ status: 'timeout' }), ms)
+    settled.then((outcome) => {
+      clearTimeout(timer)
+      resolve(outcome)
+    })
+  })
+}

@@ -33,9 +33,9 @@ describe.each(TOPOLOGIES)('randomized coherence checker (%s)', (topology) => {
       for (const index of [1, 3]) {
         const store = (
           fleet.nodes[index] as unknown as {
-            core: { remote: { store: { get: (k: string) => Promise<unknown> } } }
+            rt: { remote: { store: { get: (k: string) => Promise<unknown> } } }
           }
-        ).core.remote.store
+        ).rt.remote.store
         const realGet = store.get.bind(store)
         store.get = async (key: string) => {
           const reply = await realGet(key)

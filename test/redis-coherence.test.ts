@@ -79,9 +79,8 @@ describe.each(TOPOLOGIES)('coherence on real Redis (%s)', (topology) => {
     await a.set('k', 'old')
     await b.get('warm-up') // B's connections are open: its next read goes out at once
     // Hold B's next L2 reply until A's newer write and its invalidation have reached B.
-    const store = (
-      b as unknown as { core: { remote: { store: { get: (key: string) => Promise<unknown> } } } }
-    ).core.remote.store
+    const store = (b as unknown as { rt: { remote: { store: { get: (key: string) => Promise<unknown> } } } })
+      .rt.remote.store
     const realGet = store.get.bind(store)
     let release!: () => void
     const held = new Promise<void>((resolve) => {

@@ -125,8 +125,8 @@ describe('recovery of writes made while Redis is down (issue 3)', () => {
     expect(await b.get('k')).toBe('old') // B holds it in L1 now
     // A's next write lands in Redis, but its reply comes after l2Timeout (200 ms): A cannot know it landed.
     const store = (
-      a as unknown as { core: { remote: { store: { set: (...args: never[]) => Promise<number> } } } }
-    ).core.remote.store
+      a as unknown as { rt: { remote: { store: { set: (...args: never[]) => Promise<number> } } } }
+    ).rt.remote.store
     const realSet = store.set.bind(store)
     store.set = async (...args: never[]) => {
       const version = await realSet(...args)

@@ -1,15 +1,17 @@
 import { CorruptEntryError } from '../errors.js'
 
 /**
- * The invalidation message on the bus. Compact binary, versioned so that a fleet in the middle of a
- * rolling upgrade can tell messages it does not understand (and drop them, counting them in stats).
+ * The bus's wire format: compact binary, made to grow. A fleet in the middle of a rolling upgrade may
+ * hear message kinds (or a wire version) that only newer nodes know: a node ignores those and counts them
+ * (stats().bus.unknown), never as corrupt, and never lets them change its state. New kinds are added
+ * with new numbers; the layout of a known kind never changes.
  *
  *   u8   WIRE_VERSION
- *   u8   kind (1 = keys written or deleted, 2 = tags invalidated, 3 = namespaces cleared)
+ *   u8   kind (1 = keys written or deleted, 2 = stamps raised: tags invalidated or namespaces cleared)
  *   8 B  origin node id (a node ignores its own messages)
  *   u32  item count, then per item: u16 length, UTF-8 name, f64 number
  *        keys: name = key relative to the root namespace, number = the version L2 gave the write
- *        tags / namespaces: name = stamp key ('t:<tag>' or 'n:<path>'), number = its new generation
+ *        stamps: name = stamp key ('t:<tag>' or 'n:<path>', see keys.ts), number = its new generation
  */
 export const WIRE_VERSION = 1
 export const NODE_ID_BYTES = 8
@@ -43,17 +45,27 @@ export function encodeMessage(message: InvalidationMessage): Buffer {
   return out
 }
 
-export function decodeMessage(bytes: Uint8Array): InvalidationMessage {
+/** A message of a kind (or wire version) this node does not know: ignored, and counted. */
+export const UNKNOWN_KIND = Symbol('unknown message kind')
+
+/**
+ * Decodes a bus message: the message, UNKNOWN_KIND for a kind or wire version this node does not know,
+ * or a CorruptEntryError for bytes that are not a message at all.
+ */
+export function decodeMessage(bytes: Uint8Array): InvalidationMessage | typeof UNKNOWN_KIND {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  if (buf.length < 2 || buf[0] !== WIRE_VERSION) {
+  if (buf.length < 2 + NODE_ID_BYTES || buf[0] === 0) {
+    throw new CorruptEntryError('Bus message is too short or has no wire version')
+  }
+  if (buf[0]! > WIRE_VERSION) return UNKNOWN_KIND
+  if (buf[0] !== WIRE_VERSION) {
     throw new CorruptEntryError(
       `Bus message has wire version ${buf[0]}; this node understands ${WIRE_VERSION}`,
     )
   }
+  const kind = buf[1] as MessageKind
+  if (kind !== MessageKind.Keys && kind !== MessageKind.Stamps) return UNKNOWN_KIND
   try {
-    const kind = buf[1] as MessageKind
-    if (kind !== MessageKind.Keys && kind !== MessageKind.Stamps)
-      throw new RangeError(`unknown message kind ${kind}`)
     const origin = buf.subarray(2, 2 + NODE_ID_BYTES)
     let at = 2 + NODE_ID_BYTES
     const count = buf.readUInt32BE(at)

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Clock } from '../clock.js'
+import { isNamespaceStamp } from '../keys.js'
 import { VersionClock } from './hlc.js'
 
 /**
@@ -72,13 +73,39 @@ export class Coherence {
     this.trusted = !hasBus
   }
 
-  /** Starts a fill of L1 from L2 or a loader; pass the token to fillAllowed, then call endFill. */
-  beginFill(): number {
+  /**
+   * Runs `body` as a fill of L1 (an L2 read, a load, a write): it gets the token to pass to fillAllowed,
+   * valid until `body` settles, or, when `holdWhile` returns a promise for its result, until that settles
+   * (a load's value may enter L1 only once its write has landed). This is the only way to take a token,
+   * so no caller can forget to give it back: per-key marks are kept only while some fill is in flight.
+   * The token is given back before anyone awaiting the returned promise resumes.
+   */
+  fill<T>(
+    body: (token: number) => Promise<T>,
+    holdWhile?: (result: T) => Promise<unknown> | undefined,
+  ): Promise<T> {
     this.fillsInFlight++
-    return this.seq
+    let running: Promise<T>
+    try {
+      running = body(this.seq)
+    } catch (err) {
+      this.endFill()
+      return Promise.reject(err)
+    }
+    running.then(
+      holdWhile === undefined
+        ? this.endFill
+        : (result) => {
+            const hold = holdWhile(result)
+            if (hold === undefined) this.endFill()
+            else hold.then(this.endFill, this.endFill)
+          },
+      this.endFill,
+    )
+    return running
   }
 
-  endFill(): void {
+  private readonly endFill = (): void => {
     this.fillsInFlight--
     if (this.fillsInFlight === 0 && this.keyMarks.size > 0) this.keyMarks.clear()
   }
@@ -141,7 +168,7 @@ export class Coherence {
 
   private stampRose(key: string): void {
     this.stampEpoch++
-    if (key.startsWith('n:')) this.namespaceEpoch++
+    if (isNamespaceStamp(key)) this.namespaceEpoch++
   }
 
   /** The generation of `key` this node knows, or 0. */

@@ -10,21 +10,40 @@ export class L2TimeoutError extends CoherentError {
 }
 
 /**
- * The policy wrapper around a dumb store: every call is bounded by a timeout, and goes through a circuit
- * breaker, so that once L2 is known to be down calls skip it without waiting at all. A cache operation
- * that makes several L2 calls (a read, a stamp lookup, a write) passes one `deadline` (epoch ms) to all
- * of them, so that together they wait at most `l2Timeout`. Stores stay free of policy; the cache only
- * talks to this.
+ * The policy wrapper around one dumb store (guarantee 5): every call is bounded by a timeout, and goes
+ * through a circuit breaker, so that once the store is known to be down calls skip it without waiting
+ * at all; when the store reports that its connection is back, the breaker is probed at once instead of
+ * after its open duration. A cache operation that makes several L2 calls (a read, a stamp lookup, a
+ * write) passes one `deadline` (epoch ms) to all of them, so that together they wait at most
+ * `l2Timeout`. Stores stay free of policy; the cache only talks to this.
+ *
+ * One RemoteTier guards one store, so a store made of members (shardedStore) gives each member its own
+ * and sets `guardsMembers`: the cache then wraps it with a timeout but no breaker of its own, and one
+ * failing member cannot stop the others.
  *
  * Every cache read that misses L1 comes through here, so the common calls avoid a closure and an async
  * frame per call: they check the budget and the breaker, start the store call, and watch it (see watch()).
  */
 export class RemoteTier {
+  private readonly stopReconnectWatch: (() => void) | undefined
+
+  /**
+   * @param probe a cheap read of the store (e.g. one stamp): when the store reports that its connection
+   *   is back (RemoteStore.onReconnect), it runs at once as the breaker's probe.
+   */
   constructor(
     readonly store: RemoteStore,
     private readonly timeoutMs: number,
     readonly breaker: CircuitBreaker | undefined,
-  ) {}
+    probe?: () => Promise<unknown>,
+  ) {
+    this.stopReconnectWatch = probe === undefined ? undefined : store.onReconnect?.(() => this.probe(probe))
+  }
+
+  /** Stops watching the store's reconnects (the store itself is closed by its owner). */
+  close(): void {
+    this.stopReconnectWatch?.()
+  }
 
   /** The deadline for a cache operation starting now. */
   deadline(): number {

@@ -1,3 +1,10 @@
+/**
+ * Stats: the counters every mechanism increments, and the stats() snapshot built from them and from the
+ * live state of the tiers, the bus and the outage queue. Pulled, never pushed: nothing is computed until
+ * stats() is called, and exporters read the snapshot when they are scraped.
+ */
+import type { CacheRuntime } from '../runtime.js'
+
 /** Counters kept by one cache (shared by its namespaces). Plain fields: incrementing one is the whole cost. */
 export class StatsCounters {
   l1Hits = 0
@@ -12,6 +19,7 @@ export class StatsCounters {
   busPublished = 0
   busReceived = 0
   busDropped = 0
+  busUnknown = 0
   busPublishErrors = 0
   busReconnects = 0
   staleFillsRefused = 0
@@ -51,8 +59,10 @@ export interface CacheStats {
   bus: {
     published: number
     received: number
-    /** Messages that could not be decoded (e.g. from a newer wire version). */
+    /** Messages that could not be decoded (corrupt). */
     dropped: number
+    /** Messages of a kind (or wire version) this node does not know, from newer nodes: ignored. */
+    unknown: number
     publishErrors: number
     reconnects: number
     connected: boolean
@@ -69,4 +79,50 @@ export interface CacheStats {
 export function hitRate(hits: number, misses: number): number {
   const total = hits + misses
   return total === 0 ? 0 : hits / total
+}
+
+/** The stats() snapshot of a cache. */
+export function snapshot(rt: CacheRuntime): CacheStats {
+  const { counters: c, l1, loads, coherence, remote, invalidations, outage, options } = rt
+  return {
+    l1: {
+      hits: c.l1Hits,
+      misses: c.l1Misses,
+      hitRate: hitRate(c.l1Hits, c.l1Misses),
+      size: l1?.size ?? 0,
+      bytes: l1?.bytes ?? 0,
+      evictions: { size: l1?.stats.evictedBySize ?? 0, expired: l1?.stats.expired ?? 0 },
+    },
+    l2: {
+      hits: c.l2Hits,
+      misses: c.l2Misses,
+      hitRate: hitRate(c.l2Hits, c.l2Misses),
+      errors: c.l2Errors,
+      sharedReads: c.l2ReadsShared,
+      circuit: remote?.breaker?.state ?? 'closed',
+      circuitOpened: remote?.breaker?.opened ?? 0,
+    },
+    loads: {
+      calls: c.loads,
+      errors: c.loaderErrors,
+      coalesced: loads.flights.coalesced,
+      leasesAcquired: c.leasesAcquired,
+      leaseWaits: c.leaseWaits,
+    },
+    staleServed: c.staleServed,
+    staleFillsRefused: c.staleFillsRefused,
+    bus: {
+      published: c.busPublished,
+      received: c.busReceived,
+      dropped: c.busDropped,
+      unknown: c.busUnknown,
+      publishErrors: c.busPublishErrors,
+      reconnects: c.busReconnects,
+      connected: invalidations.connected || (options.bus === undefined && coherence.trusted),
+      circuit: invalidations.breaker?.state ?? 'closed',
+    },
+    pending: outage.size,
+    recovered: outage.recovered,
+    pendingDropped: c.pendingDropped,
+  }
 }

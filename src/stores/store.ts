@@ -19,6 +19,12 @@ export interface StoredEntry {
 export interface RemoteStore {
   /** Human-readable name for stats and errors, e.g. 'redis', 'redis-cluster', 'memory'. */
   readonly name: string
+  /**
+   * True for a store made of members that applies timeouts and circuit breaking to each member itself
+   * (shardedStore): the cache then gives it no circuit breaker of its own, so one failing member cannot
+   * stop the others. @default false
+   */
+  readonly guardsMembers?: boolean
   /** The live entry under `key`; undefined if there is none, it expired, or it is a tombstone. */
   get(key: string): Promise<StoredEntry | undefined>
   /** Stores `bytes` for `ttlMs` with version max(version, stored + 1); resolves to that version. */

@@ -1,0 +1,161 @@
+/**
+ * Invalidation messages: building them, publishing them (bounded by l2Timeout and a circuit breaker),
+ * and applying those other nodes publish, plus the trust rule that rides on the subscription
+ * (coherence.ts, point 5; guarantee 2): while the bus is down this node does not trust its L1, and when it
+ * is back it forgets what it may have missed before trusting it again.
+ *
+ * A message of a kind this node does not know (a newer node in a rolling upgrade) is ignored and counted
+ * in `unknown`; bytes that are not a message are dropped and counted in `dropped` (wire.ts).
+ */
+import type { Coherence } from '../coherence/coherence.js'
+import type { Stamps } from '../coherence/stamps.js'
+import type { L1Writer } from '../entry/l1-writer.js'
+import { ROOT_STAMP } from '../keys.js'
+import type { CircuitBreaker } from '../remote/circuit-breaker.js'
+import { L2TimeoutError } from '../remote/remote-tier.js'
+import { busChannel } from '../stats/events.js'
+import type { StatsCounters } from '../stats/stats.js'
+import { withTimeout } from '../timeouts.js'
+import type { UnsentWrites } from '../write/unsent-writes.js'
+import type { Bus, BusStatus, BusSubscription } from './bus.js'
+import { decodeMessage, encodeMessage, type InvalidationMessage, MessageKind, UNKNOWN_KIND } from './wire.js'
+
+export interface InvalidationsParts {
+  bus: Bus | undefined
+  breaker: CircuitBreaker | undefined
+  /** The bus channel (KeyNames.channel). */
+  channel: string
+  /** The cache's namespace, for diagnostics events. */
+  namespace: string
+  publishTimeoutMs: number
+  coherence: Coherence
+  stamps: Stamps
+  l1: L1Writer
+  unsent: UnsentWrites
+  counters: StatsCounters
+  /** Another node wrote or deleted `rel` (wakes lease waiters). */
+  onKeyWritten: (rel: string) => void
+  /** The subscription is live again after it was lost (or live for the first time): retry what waits. */
+  onReconnected: () => void
+  isClosed: () => boolean
+}
+
+export class Invalidations {
+  /** The subscription is live. */
+  connected = false
+  private subscription: BusSubscription | undefined
+
+  constructor(private readonly parts: InvalidationsParts) {}
+
+  get breaker(): CircuitBreaker | undefined {
+    return this.parts.breaker
+  }
+
+  keys(rels: readonly string[], versions: readonly number[]): InvalidationMessage {
+    return { kind: MessageKind.Keys, origin: this.parts.coherence.nodeId, names: rels, numbers: versions }
+  }
+
+  stamps(stamps: readonly string[], gens: readonly number[]): InvalidationMessage {
+    return { kind: MessageKind.Stamps, origin: this.parts.coherence.nodeId, names: stamps, numbers: gens }
+  }
+
+  /** Publishes an invalidation; false (and counted) if the bus could not take it. */
+  async publish(message: InvalidationMessage): Promise<boolean> {
+    const { bus, breaker, channel, publishTimeoutMs, counters } = this.parts
+    if (bus === undefined) return true
+    try {
+      // Bounded like every L2 call: a bus that accepts the connection but never answers (a frozen Redis)
+      // must not hang the write that announces, nor a load's single flight that waits for it.
+      const send = () =>
+        withTimeout(
+          bus.publish(channel, encodeMessage(message)),
+          publishTimeoutMs,
+          () => new L2TimeoutError('bus publish', publishTimeoutMs),
+        )
+      await (breaker ? breaker.run(send) : send())
+      counters.busPublished++
+      return true
+    } catch {
+      counters.busPublishErrors++
+      return false
+    }
+  }
+
+  /** Subscribes; resolves once the subscription is live (until then L1 is not trusted). */
+  async subscribe(): Promise<void> {
+    const { bus, channel } = this.parts
+    if (bus === undefined) return
+    this.subscription = await bus.subscribe(
+      channel,
+      (message) => this.receive(message),
+      (status) => this.onStatus(status),
+    )
+    this.onStatus('connected')
+  }
+
+  async unsubscribe(): Promise<void> {
+    await this.subscription?.unsubscribe()
+  }
+
+  private onStatus(status: BusStatus): void {
+    const { coherence, namespace, counters } = this.parts
+    if (busChannel.hasSubscribers) busChannel.publish({ namespace, status })
+    if (status === 'disconnected') {
+      this.connected = false
+      coherence.trusted = false
+      return
+    }
+    if (this.connected || this.parts.isClosed()) return
+    // Back (or connected for the first time): anything published while we were away may be lost, so
+    // forget everything L1 and the stamp table hold and void fills in flight before trusting L1 again.
+    this.connected = true
+    counters.busReconnects++
+    this.parts.l1.clear()
+    coherence.forgetStamps()
+    this.parts.stamps.restoreUnsent()
+    coherence.markAll()
+    coherence.trusted = true
+    this.parts.onReconnected()
+  }
+
+  private receive(bytes: Uint8Array): void {
+    const { counters, coherence } = this.parts
+    let message: InvalidationMessage | typeof UNKNOWN_KIND
+    try {
+      message = decodeMessage(bytes)
+    } catch {
+      counters.busDropped++
+      return
+    }
+    if (message === UNKNOWN_KIND) {
+      counters.busUnknown++
+      return
+    }
+    if (message.origin.equals(coherence.nodeId)) return
+    counters.busReceived++
+    this.apply(message)
+  }
+
+  /** Applies an invalidation received from another node to L1 and the stamp table. */
+  private apply(message: InvalidationMessage): void {
+    const { coherence, l1, unsent } = this.parts
+    const { names, numbers } = message
+    if (message.kind === MessageKind.Keys) {
+      for (let i = 0; i < names.length; i++) {
+        const rel = names[i]!
+        const version = numbers[i]!
+        coherence.versions.observe(version)
+        coherence.markKey(rel, version)
+        unsent.supersede(rel, version)
+        l1.invalidate(rel, version)
+        this.parts.onKeyWritten(rel)
+      }
+      return
+    }
+    this.parts.stamps.raise(names, numbers)
+    for (const name of names) {
+      if (name === ROOT_STAMP) l1.clear()
+    }
+    coherence.markAll()
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * The write path: versioned writes of values (set, and the writes of loads), deletes, and stamp bumps
+ * (invalidateTags, clear). The order is always L2 first, then this node's L1, then the bus: a node that
+ * hears of a write must find it in L2 (coherence.ts, point 2), and the invalidation is published only
+ * once L2 has it. What fails against an unreachable Redis goes to the outage queue, and this node keeps
+ * seeing its own write meanwhile (guarantee 1).
+ *
+ * Versions (coherence.ts, point 1): a set proposes one and L2 gives it max(proposed, stored + 1), so a
+ * set always wins in L2's order. A load is fenced instead: its version was taken before the loader
+ * started, it is dropped if an invalidation of the key arrived while loading, and L2 refuses it if
+ * anything newer is stored; either way its value is still returned to the callers that waited for it.
+ */
+import { encodeEnvelope } from '../coherence/envelope.js'
+import { FOREVER_MS } from '../coherence/lifetimes.js'
+import { createEntry, type L1Entry } from '../entry/entry.js'
+import { type NamespaceState, tagStamp } from '../keys.js'
+import type { WriteOptions } from '../options.js'
+import type { CacheRuntime } from '../runtime.js'
+import { cloneValue } from '../serialization/clone.js'
+
+/** What a write produced: the entry its callers get at once, and the write that stores it in the tiers. */
+export interface Written {
+  entry: L1Entry
+  /** Settles when the entry has landed in L2, L1 and the bus, or was queued for retry. Never rejects. */
+  done: Promise<void>
+}
+
+/** A load's identity: its fill token and the version taken before the loader started (for fencing). */
+export interface LoadTicket {
+  token: number
+  version: number
+  loadMs: number
+}
+
+const DONE: Promise<void> = Promise.resolve()
+
+/** Runs `then` once `written` has landed (or was queued), or at once if nothing was written. */
+export function afterLanding(written: Written | undefined, then: () => void): void {
+  if (written === undefined) then()
+  else written.done.finally(then).catch(() => {})
+}
+
+export class WritePath {
+  constructor(private readonly rt: CacheRuntime) {}
+
+  /**
+   * Writes a value through the tiers (see the module comment): with a `ticket`, as a fenced load.
+   * Returns the entry at once (a load's callers need only its value) and `done`, which settles when the
+   * write has landed in every tier or has been queued for retry (L2 and bus failures do not reject it).
+   */
+  write(
+    rel: string,
+    value: unknown,
+    payload: Uint8Array,
+    opts: WriteOptions,
+    ns: NamespaceState,
+    ticket: LoadTicket | undefined,
+    deadline: number | undefined,
+  ): Written {
+    const rt = this.rt
+    const now = rt.options.clock.now()
+    const ttl = this.jittered(opts.ttl)
+    const stampKeys = opts.tags === undefined ? ns.stampKeys : [...ns.stampKeys, ...opts.tags.map(tagStamp)]
+    const entry = createEntry({
+      // The cache's own copy: the caller keeps `value` and may mutate it after set() returns.
+      value: cloneValue(value),
+      freeze: rt.freezes,
+      version: ticket?.version ?? rt.coherence.versions.next(),
+      writtenAt: now,
+      loadMs: ticket?.loadMs ?? 0,
+      freshUntil: now + ttl,
+      staleUntil: now + ttl + opts.grace,
+      ns,
+      stampKeys,
+      stampGens: [],
+    })
+    rt.lifetimes.note(ttl + opts.grace)
+    if (ticket !== undefined) {
+      if (!rt.coherence.fillAllowed(rel, ticket.token, ticket.version)) {
+        rt.counters.staleFillsRefused++
+        return { entry, done: DONE }
+      }
+      return { entry, done: this.writeTiers(rel, entry, payload, ticket, ticket.token, deadline) }
+    }
+    // A set: fills of this key in flight must not land over it, and it is itself a fill of L1.
+    rt.coherence.markKey(rel, Number.POSITIVE_INFINITY)
+    return {
+      entry,
+      done: rt.coherence.fill((token) => this.writeTiers(rel, entry, payload, undefined, token, deadline)),
+    }
+  }
+
+  /** Deletes `rels` in every tier and on every node. */
+  async deleteMany(rels: readonly string[]): Promise<void> {
+    const { coherence, remote, l1Writer, outage, unsent, lifetimes, keys } = this.rt
+    const proposed = coherence.versions.next()
+    const versions = rels.map(() => proposed)
+    for (const rel of rels) {
+      coherence.markKey(rel, Number.POSITIVE_INFINITY)
+      l1Writer.delete(rel)
+    }
+    const delivered: number[] = []
+    if (remote === undefined) {
+      for (let i = 0; i < rels.length; i++) delivered.push(i)
+    } else {
+      const tombstoneTtl = lifetimes.tombstoneTtl()
+      const deadline = remote.deadline()
+      await Promise.all(
+        rels.map(async (rel, i) => {
+          try {
+            versions[i] = await remote.delete(keys.entry(rel), proposed, tombstoneTtl, deadline)
+            coherence.versions.observe(versions[i]!)
+            unsent.supersede(rel, versions[i]!)
+            delivered.push(i)
+          } catch {
+            this.rt.counters.l2Errors++
+            outage.queueDelete(rel, proposed)
+          }
+        }),
+      )
+    }
+    // Publish only what reached L2: the rest is published when its retry succeeds.
+    if (delivered.length === 0) return
+    await outage.announceKeys(
+      delivered.map((i) => rels[i]!),
+      delivered.map((i) => versions[i]!),
+    )
+  }
+
+  /** invalidateTags and clear: bump generation counters in L2, locally, and on every node. */
+  async bumpStamps(stamps: readonly string[]): Promise<void> {
+    const { coherence, remote, outage, unsent, lifetimes, keys } = this.rt
+    coherence.markAll()
+    const rank = coherence.versions.next()
+    if (remote === undefined) {
+      const gens = stamps.map((stamp) => coherence.stampGen(stamp) + 1)
+      this.rt.stamps.raise(stamps, gens)
+      await outage.announceStamps(stamps, gens, rank)
+      return
+    }
+    let gens: number[]
+    try {
+      gens = await remote.bumpStamps(
+        stamps.map((stamp) => keys.stamp(stamp)),
+        lifetimes.stampTtl(),
+        remote.deadline(),
+      )
+    } catch {
+      this.rt.counters.l2Errors++
+      outage.queueStampBump(stamps, rank)
+      return
+    }
+    for (const stamp of stamps) unsent.stamps.delete(stamp)
+    this.rt.stamps.raise(stamps, gens)
+    await outage.announceStamps(stamps, gens, rank)
+  }
+
+  private async writeTiers(
+    rel: string,
+    entry: L1Entry,
+    payload: Uint8Array,
+    ticket: LoadTicket | undefined,
+    token: number,
+    deadline: number | undefined,
+  ): Promise<void> {
+    const rt = this.rt
+    const { coherence, remote, counters, outage, l1Writer } = rt
+    // The generations the entry is written under. A set asks L2, the authority: an invalidation that
+    // resolved before this set began may not have reached this node yet, and recording the older
+    // generation would let it invalidate this newer write (read-your-writes). A load uses what this node
+    // knows: a generation that moved while it loaded must not validate what it loaded before. If L2
+    // cannot answer, the local ones do: an older generation only makes an entry look invalid.
+    entry.stampGens = await rt.stamps
+      .gens(entry.stampKeys, deadline, ticket === undefined)
+      .catch(() => rt.stamps.local(entry.stampKeys))
+    if (remote !== undefined) {
+      const l2Key = rt.keys.entry(rel)
+      const bytes = encodeEnvelope(
+        {
+          writtenAt: entry.writtenAt,
+          loadMs: entry.loadMs,
+          freshUntil: entry.freshUntil,
+          staleUntil: entry.staleUntil,
+          namespacePath: entry.ns.path,
+          stampKeys: entry.stampKeys,
+          stampGens: entry.stampGens,
+        },
+        payload,
+      )
+      const l2Ttl = Number.isFinite(entry.staleUntil)
+        ? Math.max(1, entry.staleUntil - entry.writtenAt)
+        : FOREVER_MS
+      try {
+        if (ticket !== undefined) {
+          const newer = await remote.setIfNewer(l2Key, bytes, entry.version, l2Ttl, deadline)
+          if (newer !== undefined) {
+            // Someone wrote the key while we loaded: their value stays, ours only answers our callers.
+            coherence.versions.observe(newer)
+            rt.unsent.supersede(rel, newer)
+            l1Writer.dropOlder(rel, newer)
+            counters.staleFillsRefused++
+            return
+          }
+        } else {
+          entry.version = await remote.set(l2Key, bytes, entry.version, l2Ttl, deadline)
+          coherence.versions.observe(entry.version)
+        }
+        rt.unsent.supersede(rel, entry.version)
+      } catch {
+        counters.l2Errors++
+        // Redis is unreachable (or slow): this node keeps its write (read-your-writes) and retries it
+        // later, unless L2 holds something newer by then.
+        outage.queueSet(rel, entry, bytes, l2Ttl)
+        l1Writer.store(rel, entry, payload.length, token)
+        return
+      }
+    }
+    l1Writer.store(rel, entry, payload.length, token)
+    await outage.announceKeys([rel], [entry.version])
+  }
+
+  private jittered(ttl: number): number {
+    const { jitter, random } = this.rt.options
+    if (jitter === 0 || !Number.isFinite(ttl)) return ttl
+    return Math.max(1, Math.round(ttl * (1 + (random() * 2 - 1) * jitter)))
+  }
+}
