@@ -110,6 +110,8 @@ export class WritePath {
           try {
             versions[i] = await remote.delete(keys.entry(rel), proposed, tombstoneTtl, deadline)
             coherence.versions.observe(versions[i]!)
+            // Fills of the key in flight may have read L2 before the delete landed (see writeTiers).
+            coherence.markKey(rel, versions[i]!)
             unsent.supersede(rel, versions[i]!)
             delivered.push(i)
           } catch {
@@ -216,6 +218,14 @@ export class WritePath {
       }
     }
     l1Writer.store(rel, entry, payload.length, token)
+    // The write is in L2. A fill of the key in flight may have read L2 before it landed: it must not enter
+    // L1 now, even where L1 no longer holds this entry to compare it with (its store was refused because
+    // a tag invalidation, clear or bus reconnect voided fills meanwhile; l1.clear(); eviction). The mark
+    // taken when the write began does not cover such a fill, which may have started after it. Without
+    // this, a read that began during the write could land the older value in L1 after the write
+    // resolved, and this node's next read would return it (guarantee 1). Marked after the store above,
+    // which the mark would otherwise refuse.
+    coherence.markKey(rel, entry.version)
     await outage.announceKeys([rel], [entry.version])
   }
 
