@@ -12,7 +12,6 @@ export type CoherentErrorCode =
   | 'E_L2_TIMEOUT'
   | 'E_CIRCUIT_OPEN'
   | 'E_LOCK_TIMEOUT'
-  | 'E_WIRE_FORMAT'
 
 export class CoherentError extends Error {
   readonly code: CoherentErrorCode

@@ -10,6 +10,8 @@ export {
   CorruptEntryError,
   InvalidKeyError,
   InvalidOptionError,
+  LoaderTimeoutError,
+  LockTimeoutError,
   UnserializableValueError,
 } from './errors.js'
 export type { EvictionPolicy } from './local/types.js'
@@ -21,6 +23,7 @@ export type {
   Loader,
   SetOptions,
 } from './options.js'
+export { CircuitOpenError, type CircuitState } from './remote/circuit-breaker.js'
 export { L2TimeoutError } from './remote/remote-tier.js'
 export type { CacheStats, TierStats } from './stats/stats.js'
 export { type MemoryStoreOptions, memoryStore } from './stores/memory-store.js'

@@ -38,8 +38,4 @@ export class SingleFlight<T> {
   has(key: string): boolean {
     return this.inFlight.has(key)
   }
-
-  get size(): number {
-    return this.inFlight.size
-  }
 }

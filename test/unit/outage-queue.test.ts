@@ -1,0 +1,283 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { Bus } from '../../src/bus/bus.js'
+import { Invalidations } from '../../src/bus/invalidations.js'
+import { memoryBus } from '../../src/bus/memory-bus.js'
+import { decodeMessage, type InvalidationMessage, UNKNOWN_KIND } from '../../src/bus/wire.js'
+import { ManualClock } from '../../src/clock.js'
+import { Coherence } from '../../src/coherence/coherence.js'
+import { Lifetimes } from '../../src/coherence/lifetimes.js'
+import { Stamps } from '../../src/coherence/stamps.js'
+import { createEntry, type L1Entry } from '../../src/entry/entry.js'
+import { L1Writer } from '../../src/entry/l1-writer.js'
+import { KeyNames, Namespaces } from '../../src/keys.js'
+import { LocalTier } from '../../src/local/local-tier.js'
+import { RemoteTier } from '../../src/remote/remote-tier.js'
+import { StatsCounters } from '../../src/stats/stats.js'
+import { memoryStore } from '../../src/stores/memory-store.js'
+import { OutageQueue } from '../../src/write/outage-queue.js'
+import { UnsentWrites } from '../../src/write/unsent-writes.js'
+import { gatedStore } from '../support/faults.js'
+
+const down = new Error('Redis is down')
+
+let stop: (() => void) | undefined
+afterEach(() => {
+  stop?.()
+  stop = undefined
+  vi.useRealTimers()
+})
+
+/** The outage queue with real parts around it: a memoryStore (whose calls can fail) and a bus whose publishes can fail. */
+async function setUp(limit = 100) {
+  const clock = new ManualClock()
+  const inner = memoryStore({ clock })
+  const gated = gatedStore(inner)
+  const remote = new RemoteTier(gated.store, 1_000, undefined)
+  const keys = new KeyNames('oq')
+  const coherence = new Coherence(clock, true)
+  const unsent = new UnsentWrites()
+  const counters = new StatsCounters()
+  const tier = new LocalTier<L1Entry>({ maxEntries: 100, clock })
+  const l1 = new L1Writer(tier, coherence, unsent, counters, clock, 60_000, true)
+  const stamps = new Stamps(coherence, remote, keys, unsent, clock)
+  const lifetimes = new Lifetimes(60_000, 300_000)
+  const bus = memoryBus()
+  const published: InvalidationMessage[] = []
+  await bus.subscribe(
+    keys.channel,
+    (bytes) => {
+      const message = decodeMessage(bytes)
+      if (message !== UNKNOWN_KIND) published.push(message)
+    },
+    () => {},
+  )
+  const busState = { failing: false }
+  const flakyBus: Bus = {
+    name: 'flaky',
+    subscribe: (...args) => bus.subscribe(...args),
+    publish: (channel, message) => (busState.failing ? Promise.reject(down) : bus.publish(channel, message)),
+    close: () => bus.close(),
+  }
+  const invalidations = new Invalidations({
+    bus: flakyBus,
+    breaker: undefined,
+    channel: keys.channel,
+    namespace: 'oq',
+    publishTimeoutMs: 1_000,
+    coherence,
+    stamps,
+    l1,
+    unsent,
+    counters,
+    onKeyWritten: () => {},
+    onReconnected: () => {},
+    isClosed: () => false,
+  })
+  const queue = new OutageQueue({
+    remote,
+    keys,
+    coherence,
+    stamps,
+    unsent,
+    l1,
+    lifetimes,
+    counters,
+    invalidations,
+    limit,
+  })
+  const ns = new Namespaces().root
+  const entry = (value: string, version: number) =>
+    createEntry({
+      value,
+      freeze: false,
+      version,
+      writtenAt: clock.now(),
+      loadMs: 0,
+      freshUntil: clock.now() + 60_000,
+      staleUntil: clock.now() + 60_000,
+      ns,
+      stampKeys: ns.stampKeys,
+      stampGens: [0],
+    })
+  /** Lets the memory bus deliver. */
+  const delivered = () => new Promise((resolve) => setImmediate(resolve))
+  stop = () => {
+    queue.stop()
+    tier.close()
+  }
+  return {
+    clock,
+    inner,
+    gated,
+    keys,
+    coherence,
+    unsent,
+    counters,
+    tier,
+    queue,
+    busState,
+    published,
+    entry,
+    delivered,
+  }
+}
+
+describe('OutageQueue', () => {
+  it('announceKeys: what the bus did not take is queued per key and published on retry', async () => {
+    const t = await setUp()
+    t.busState.failing = true
+    await t.queue.announceKeys(['a', 'b'], [10, 11])
+    expect(t.queue.size).toBe(2)
+    await t.queue.retry()
+    expect(t.queue.size).toBe(2) // still down
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.queue.size).toBe(0)
+    expect(t.queue.recovered).toBe(2)
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([
+      [['a'], [10]],
+      [['b'], [11]],
+    ])
+  })
+
+  it('an announcement is dropped on retry if L2 shows a newer write of the key meanwhile', async () => {
+    const t = await setUp()
+    t.busState.failing = true
+    await t.queue.announceKeys(['k'], [10])
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([1]), 20, 60_000) // someone wrote newer
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.queue.size).toBe(0)
+    expect(t.published).toEqual([])
+  })
+
+  it('queueSet: the node keeps its write, and the retry lands it in L2 and announces it', async () => {
+    const t = await setUp()
+    const mine = t.entry('mine', 100)
+    t.queue.queueSet('k', mine, new Uint8Array([7]), 60_000)
+    expect(t.unsent.get('k')).toEqual({ version: 100, entry: mine })
+    t.gated.fail('setIfNewer', down)
+    await t.queue.retry()
+    expect(t.queue.size).toBe(1)
+    expect(t.unsent.get('k')?.version).toBe(100)
+    t.gated.fail('setIfNewer', undefined)
+    await t.queue.retry()
+    await t.delivered()
+    expect(await t.inner.get(t.keys.entry('k'))).toEqual({ bytes: new Uint8Array([7]), version: 100 })
+    expect(t.unsent.get('k')).toBeUndefined()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['k'], [100]]])
+  })
+
+  it('queueSet superseded: L2 keeps the newer write, nothing is announced, the older L1 entry goes', async () => {
+    const t = await setUp()
+    const mine = t.entry('mine', 100)
+    t.tier.set('k', mine, 60_000)
+    t.queue.queueSet('k', mine, new Uint8Array([7]), 60_000)
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([9]), 200, 60_000)
+    await t.queue.retry()
+    await t.delivered()
+    expect(await t.inner.get(t.keys.entry('k'))).toEqual({ bytes: new Uint8Array([9]), version: 200 })
+    expect(t.published).toEqual([])
+    expect(t.unsent.get('k')).toBeUndefined()
+    expect(t.tier.peek('k')).toBeUndefined()
+  })
+
+  it('queueSet whose first attempt landed although its reply was lost: announced with the version L2 gave it', async () => {
+    const t = await setUp()
+    const bytes = new Uint8Array([5])
+    // The write reached L2 (which gave it version 150, above the 120 stored before), but its reply was lost.
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([1]), 120, 60_000)
+    await t.inner.set(t.keys.entry('k'), bytes, 100, 60_000)
+    t.queue.queueSet('k', t.entry('mine', 100), bytes, 60_000)
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['k'], [121]]])
+  })
+
+  it('queueDelete superseded: a newer write that reached L2 meanwhile is not wiped when Redis returns', async () => {
+    const t = await setUp()
+    t.queue.queueDelete('k', 100)
+    expect(t.unsent.get('k')).toEqual({ version: 100, entry: undefined })
+    // Another node's newer write reaches L2 before the retry.
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([9]), 200, 60_000)
+    await t.queue.retry()
+    await t.delivered()
+    expect(await t.inner.get(t.keys.entry('k'))).toEqual({ bytes: new Uint8Array([9]), version: 200 })
+    expect(t.published).toEqual([])
+    expect(t.unsent.get('k')).toBeUndefined()
+    expect(t.queue.recovered).toBe(1)
+  })
+
+  it('queueDelete not superseded: the retry writes the tombstone and announces its version', async () => {
+    const t = await setUp()
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([9]), 50, 60_000)
+    t.queue.queueDelete('k', 100)
+    await t.queue.retry()
+    await t.delivered()
+    expect(await t.inner.get(t.keys.entry('k'))).toBeUndefined()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['k'], [100]]])
+  })
+
+  it('newer work of a key replaces older work; older work does not replace newer', async () => {
+    const t = await setUp()
+    t.queue.queueSet('k', t.entry('v2', 200), new Uint8Array([2]), 60_000)
+    t.queue.queueSet('k', t.entry('v1', 100), new Uint8Array([1]), 60_000)
+    expect(t.queue.size).toBe(1)
+    await t.queue.retry()
+    expect(await t.inner.get(t.keys.entry('k'))).toEqual({ bytes: new Uint8Array([2]), version: 200 })
+    t.queue.queueSet('j', t.entry('v1', 100), new Uint8Array([1]), 60_000)
+    t.queue.queueDelete('j', 300)
+    await t.queue.retry()
+    expect(await t.inner.get(t.keys.entry('j'))).toBeUndefined()
+  })
+
+  it('queueStampBump: in effect here at once, then bumped in L2 and announced with L2 generation', async () => {
+    const t = await setUp()
+    await t.inner.bumpStamps([t.keys.stamp('t:a')], 60_000) // L2 is at 1; this node never heard of it
+    t.queue.queueStampBump(['t:a'], 1)
+    expect(t.coherence.stampGen('t:a')).toBe(1)
+    expect(t.unsent.stamps.get('t:a')).toBe(1)
+    await t.queue.retry()
+    await t.delivered()
+    expect(await t.inner.getStamps([t.keys.stamp('t:a')])).toEqual([2])
+    expect(t.coherence.stampGen('t:a')).toBe(2)
+    expect(t.unsent.stamps.has('t:a')).toBe(false)
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['t:a'], [2]]])
+  })
+
+  it('past the limit, all queued work becomes one clear() of the cache, in effect here at once', async () => {
+    const t = await setUp(2)
+    t.tier.set('x', t.entry('x', 1), 60_000)
+    t.queue.queueSet('a', t.entry('a', 10), new Uint8Array([1]), 60_000)
+    t.queue.queueSet('b', t.entry('b', 11), new Uint8Array([1]), 60_000)
+    expect(t.counters.pendingDropped).toBe(0)
+    t.queue.queueDelete('c', 12)
+    expect(t.counters.pendingDropped).toBe(3)
+    expect(t.queue.size).toBe(1) // the clear
+    expect(t.unsent.get('a')).toBeUndefined()
+    expect(t.tier.size).toBe(0)
+    expect(t.coherence.stampGen('n:')).toBe(1)
+    await t.queue.retry()
+    await t.delivered()
+    expect(await t.inner.getStamps([t.keys.stamp('n:')])).toEqual([1])
+    expect(await t.inner.get(t.keys.entry('a'))).toBeUndefined()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['n:'], [1]]])
+  })
+
+  it('retries on its timer while work waits, and stops the timer once nothing does', async () => {
+    vi.useFakeTimers()
+    const t = await setUp()
+    const others = vi.getTimerCount() // L1's sweep timer
+    t.busState.failing = true
+    await t.queue.announceKeys(['k'], [1])
+    expect(vi.getTimerCount()).toBe(others + 1)
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(t.queue.size).toBe(1)
+    t.busState.failing = false
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(t.queue.size).toBe(0)
+    expect(vi.getTimerCount()).toBe(others)
+  })
+})
