@@ -13,6 +13,7 @@ import { createCache } from '../src/index.js'
 import { LocalTier } from '../src/local/local-tier.js'
 import { type Contender, compare, formatOps, machineLine, markdownTable, ratio } from './support/harness.js'
 import { mulberry32 } from './support/random.js'
+import { writeResults } from './support/results.js'
 import { zipfGenerator } from './support/zipf.js'
 
 const KEYS = 100_000
@@ -213,3 +214,4 @@ console.log(
   ),
 )
 console.log(`\n(checksum ${sink % 7})`)
+console.log(`\nResults: ${writeResults('l1', 'lru-cache get (awaited)', results)}`)

@@ -26,6 +26,7 @@ import {
   ratio,
 } from './support/harness.js'
 import { CALLERS, CALLS, KEYS, records, strings, trace, VALUE_BYTES } from './support/l2-workload.js'
+import { writeResults } from './support/results.js'
 
 let server: RedisServer | undefined
 const cleanups: (() => Promise<unknown>)[] = []
@@ -101,6 +102,7 @@ try {
       }),
     ),
   )
+  console.log(`\nResults: ${writeResults('l2', floorContender!.name, results)}`)
   const share = byName.get(COHERENT)! / floor
   console.log(
     `\ncoherent-cache reaches ${ratio(byName.get(COHERENT)!, floor)} of raw node-redis (target ≥ 0.90×: ${share >= 0.9 ? 'met' : 'NOT met'}).`,
