@@ -3,9 +3,19 @@
  * which stays here and stays short so that it inlines. Everything after an L1 miss is a mechanism of
  * its own, wired by the runtime (runtime.ts); docs/architecture.md maps them.
  */
+import { inspect } from 'node:util'
 import { shortcutFor, shortcutTag } from './entry/entry.js'
 import { CacheClosedError, InvalidOptionError } from './errors.js'
-import { type NamespaceState, Namespaces, namespaceStamp, tagStamp } from './keys.js'
+import {
+  childPath,
+  MAX_NAMESPACE_DEPTH,
+  type NamespaceState,
+  namespaceAt,
+  namespaceStamp,
+  ROOT_NAMESPACE,
+  relKey,
+  tagStamp,
+} from './keys.js'
 import {
   type CacheOptions,
   type GetOrSetOptions,
@@ -36,7 +46,7 @@ export class Cache {
   /** @internal */
   static create(options?: CacheOptions): Cache {
     const rt = new CacheRuntime(resolveOptions(options))
-    return new Cache(rt, rt.namespaces.root)
+    return new Cache(rt, ROOT_NAMESPACE)
   }
 
   /** Resolves once the bus subscription (if any) is live; until then L1 is bypassed. */
@@ -47,8 +57,15 @@ export class Cache {
   /** The value for `key`, or undefined. With a `loader` option, a miss is loaded (read-through). */
   get<T = unknown>(key: string): Promise<T | undefined> {
     const rt = this.rt
-    // Short keys of type string are valid: the full check (and its error) only off the hot path.
-    if (rt.closed || typeof key !== 'string' || key.length === 0 || key.length > 341) {
+    // Short keys of type string need no byte count: the full check (and its error) only off the hot path;
+    // a key that begins with the namespace mark is escaped there (keys.ts, relKey).
+    if (
+      rt.closed ||
+      typeof key !== 'string' ||
+      key.length === 0 ||
+      key.length > 341 ||
+      key.charCodeAt(0) === 1
+    ) {
       return this.getChecked<T>(key)
     }
     const rel = this.ns.prefix === '' ? key : this.ns.prefix + key
@@ -75,7 +92,7 @@ export class Cache {
     } catch (err) {
       return Promise.reject(err)
     }
-    return this.getValid<T>(this.ns.prefix + key, key)
+    return this.getValid<T>(relKey(this.ns, key), key)
   }
 
   /** get() past the shortcut: a current L1 entry (with grace, or once stamps moved), else the slow path. */
@@ -97,6 +114,8 @@ export class Cache {
         return Promise.resolve((entry.frozen ? entry.value : cloneValue(entry.value)) as T)
       }
     }
+    // A short key came here unchecked (get's guard): it must have a UTF-8 form before it names anything in L2.
+    if (!key.isWellFormed()) return this.getChecked<T>(key)
     const loader = rt.options.loader
     if (loader === undefined) return rt.reads.get(rel) as Promise<T | undefined>
     return rt.loads.resolve<T>(
@@ -118,7 +137,7 @@ export class Cache {
         throw new InvalidOptionError('loader', 'getOrSet needs a loader function (key) => value')
       }
       const opts = resolveLoadOptions(rt.options, options)
-      return rt.loads.resolve<T>(this.ns.prefix + key, key, loader, opts, this.ns) as Promise<T>
+      return rt.loads.resolve<T>(relKey(this.ns, key), key, loader, opts, this.ns) as Promise<T>
     } catch (err) {
       return Promise.reject(err)
     }
@@ -128,7 +147,7 @@ export class Cache {
   async has(key: string): Promise<boolean> {
     this.assertOpen()
     validateKey(key)
-    const found = await this.rt.reads.lookup(this.ns.prefix + key, this.rt.deadline())
+    const found = await this.rt.reads.lookup(relKey(this.ns, key), this.rt.deadline())
     return found?.fresh === true
   }
 
@@ -139,7 +158,7 @@ export class Cache {
     const rt = this.rt
     const opts = resolveWriteOptions(rt.options, options)
     const payload = encode(value)
-    await rt.writes.write(this.ns.prefix + key, value, payload, opts, this.ns, undefined, rt.deadline()).done
+    await rt.writes.write(relKey(this.ns, key), value, payload, opts, this.ns, undefined, rt.deadline()).done
   }
 
   async delete(key: string): Promise<void> {
@@ -151,7 +170,7 @@ export class Cache {
     if (!Array.isArray(keys)) throw new InvalidOptionError('keys', 'deleteMany needs an array of keys')
     for (const key of keys) validateKey(key)
     if (keys.length === 0) return
-    await this.rt.writes.deleteMany(keys.map((key) => this.ns.prefix + key))
+    await this.rt.writes.deleteMany(keys.map((key) => relKey(this.ns, key)))
   }
 
   /** Invalidates every entry written with any of `tags`, on every node. O(1) per tag: no key scans. */
@@ -172,7 +191,10 @@ export class Cache {
   /** A child cache whose keys live under `name`, sharing this cache's tiers and bus. */
   namespace(name: string): Cache {
     validateNamespaceName(name, 'namespace')
-    return new Cache(this.rt, this.rt.namespaces.get(Namespaces.childPath(this.ns, name)))
+    if (this.ns.stampKeys.length > MAX_NAMESPACE_DEPTH) {
+      throw new InvalidOptionError('namespace', `namespaces nest at most ${MAX_NAMESPACE_DEPTH} deep`)
+    }
+    return new Cache(this.rt, namespaceAt(childPath(this.ns, name)))
   }
 
   stats(): CacheStats {
@@ -187,6 +209,26 @@ export class Cache {
 
   private assertOpen(): void {
     if (this.rt.closed) throw new CacheClosedError()
+  }
+
+  /**
+   * What util.inspect and console.log show: a summary, never the options as given (a store's or a bus's
+   * connection options may hold credentials).
+   */
+  [inspect.custom](): object {
+    const { options, closed } = this.rt
+    const { l1 } = options
+    return {
+      namespace: options.namespace,
+      ...(this.ns.path === '' ? {} : { path: this.ns.path }),
+      l1:
+        l1 === false
+          ? false
+          : { policy: l1.policy, maxEntries: l1.maxEntries, maxBytes: l1.maxBytes, ttl: l1.ttl },
+      l2: options.l2?.name ?? false,
+      bus: options.bus?.name ?? false,
+      closed,
+    }
   }
 }
 

@@ -4,16 +4,28 @@ import { InvalidOptionError } from './errors.js'
 export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** The longest delay a Node timer takes (a signed 32-bit count of ms); longer ones fire after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+/** The longest lifetime anything is given (a TTL, a grace period): 100 years. Redis takes it as PX. */
+export const MAX_LIFETIME_MS = 100 * 365 * 86_400_000
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/
 
 /**
- * Parses a Duration into milliseconds. `option` names the option in the error message.
- * `Infinity` is accepted only when `allowInfinite` is set; negative, NaN and unparsable values throw.
+ * Parses a Duration into milliseconds. `option` names the option in the error message. Negative, NaN and
+ * unparsable values throw. A duration above `max` (by default MAX_LIFETIME_MS; pass MAX_TIMER_MS for one
+ * that a timer waits for) is clamped: to Infinity when `allowInfinite` ("no expiry", "no timeout"), else
+ * to `max`. So `ttl: '200000000000d'` means what it says, never a PX Redis rejects, and `l2Timeout:
+ * '30d'` never a timer that overflows and fires at once.
  */
 export function parseDuration(
   value: unknown,
   option: string,
-  { allowZero = true, allowInfinite = false }: { allowZero?: boolean; allowInfinite?: boolean } = {},
+  {
+    allowZero = true,
+    allowInfinite = false,
+    max = MAX_LIFETIME_MS,
+  }: { allowZero?: boolean; allowInfinite?: boolean; max?: number } = {},
 ): number {
   let ms: number
   if (typeof value === 'number') {
@@ -34,10 +46,9 @@ export function parseDuration(
     )
   }
   if (Number.isNaN(ms)) throw new InvalidOptionError(option, 'duration is NaN')
-  if (ms === Number.POSITIVE_INFINITY && allowInfinite) return ms
-  if (!Number.isFinite(ms)) throw new InvalidOptionError(option, 'duration must be finite')
   if (ms < 0) throw new InvalidOptionError(option, `duration must not be negative, got ${ms}`)
   if (ms === 0 && !allowZero) throw new InvalidOptionError(option, 'duration must be greater than zero')
+  if (ms > max) return allowInfinite ? Number.POSITIVE_INFINITY : max
   return ms
 }
 

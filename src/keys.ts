@@ -4,7 +4,7 @@
  * clear(), `t:<tag>` for a tag), and the ids under which outage work is queued. Nothing else in src/
  * spells a prefix out, so a change of layout is a change of this file.
  *
- *   <namespace>:<rel>          an entry (rel: the key relative to the root namespace, see Namespaces)
+ *   <namespace>:<rel>          an entry (rel: the key relative to the root namespace, see relKey)
  *   <namespace>#<stamp name>   a stamp: a generation counter bumped by invalidateTags / clear
  *   <namespace>#lease:<rel>    a lease of lock: 'distributed'
  *   coherent:<namespace>       the bus channel of the root namespace and all its children
@@ -62,31 +62,53 @@ export class KeyNames {
 export interface NamespaceState {
   /** '' for the root, 'users' or 'users:admins' for children. */
   readonly path: string
-  /** Prefix of its keys relative to the root: '' or 'users:'. */
+  /** Prefix of its keys relative to the root: '' for the root, else NAMESPACE_MARK + path + NAMESPACE_MARK. */
   readonly prefix: string
   /** The stamps of the root, each ancestor and itself: a clear() of any of them invalidates its entries. */
   readonly stampKeys: readonly string[]
 }
 
-/** The namespaces of one cache by path, each made once. */
-export class Namespaces {
-  readonly root: NamespaceState = { path: '', prefix: '', stampKeys: [ROOT_STAMP] }
-  private readonly byPath = new Map<string, NamespaceState>([['', this.root]])
+/**
+ * Keys of child namespaces start with this character, which namespace names cannot contain, and so do
+ * root keys that begin with it (escaped by doubling it), so that no two (namespace, key) pairs share a
+ * name: `cache.set('users:1')` and `cache.namespace('users').set('1')` are different entries.
+ *
+ *   root key k, k[0] !== MARK         k
+ *   root key k, k[0] === MARK         MARK + k               (second character MARK)
+ *   key k of namespace path p         MARK + p + MARK + k    (second character a letter, digit, _ . -)
+ */
+const NAMESPACE_MARK = '\u0001'
+/** How deep namespaces may nest (namespace('a').namespace('b')...): bounds every entry's stamp chain. */
+export const MAX_NAMESPACE_DEPTH = 32
 
-  get(path: string): NamespaceState {
-    let ns = this.byPath.get(path)
-    if (ns === undefined) {
-      const parts = path.split(':')
-      const stampKeys = [ROOT_STAMP]
-      for (let i = 1; i <= parts.length; i++) stampKeys.push(namespaceStamp(parts.slice(0, i).join(':')))
-      ns = { path, prefix: `${path}:`, stampKeys }
-      this.byPath.set(path, ns)
-    }
-    return ns
-  }
+/** The name of `key` of namespace `ns` relative to the root: what L1, L2 keys and the bus use. */
+export function relKey(ns: NamespaceState, key: string): string {
+  if (ns.prefix !== '') return ns.prefix + key
+  return key.charCodeAt(0) === 1 ? NAMESPACE_MARK + key : key
+}
 
-  /** The path of a child `name` of `parent`. */
-  static childPath(parent: NamespaceState, name: string): string {
-    return parent.path === '' ? name : `${parent.path}:${name}`
+export const ROOT_NAMESPACE: NamespaceState = { path: '', prefix: '', stampKeys: [ROOT_STAMP] }
+
+/** The state of the namespace at `path` ('' is the root). Made afresh: nothing remembers paths. */
+export function namespaceAt(path: string): NamespaceState {
+  if (path === '') return ROOT_NAMESPACE
+  return { path, prefix: `${NAMESPACE_MARK}${path}${NAMESPACE_MARK}`, stampKeys: namespaceChain(path) }
+}
+
+/** The path of a child `name` of `parent`. */
+export function childPath(parent: NamespaceState, name: string): string {
+  return parent.path === '' ? name : `${parent.path}:${name}`
+}
+
+/** The stamps that apply to an entry of the namespace at `path`: the root's, each ancestor's, its own. */
+export function namespaceChain(path: string): string[] {
+  const chain = [ROOT_STAMP]
+  if (path === '') return chain
+  let at = path.indexOf(':')
+  while (at !== -1) {
+    chain.push(namespaceStamp(path.slice(0, at)))
+    at = path.indexOf(':', at + 1)
   }
+  chain.push(namespaceStamp(path))
+  return chain
 }

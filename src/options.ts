@@ -1,6 +1,7 @@
 import type { Bus } from './bus/bus.js'
 import { type Clock, systemClock } from './clock.js'
-import { type Duration, describe, parseDuration } from './duration.js'
+import { MAX_TAGS } from './coherence/envelope.js'
+import { type Duration, describe, MAX_TIMER_MS, parseDuration } from './duration.js'
 import { InvalidKeyError, InvalidOptionError } from './errors.js'
 import type { EvictionPolicy } from './local/types.js'
 import type { RemoteStore } from './stores/store.js'
@@ -233,7 +234,10 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
       "'distributed' needs an l2 store that supports leases, such as redisStore(...) or memoryStore()",
     )
   }
-  const l2Timeout = parseDuration(options.l2Timeout ?? '1s', 'l2Timeout', { allowZero: false })
+  const l2Timeout = parseDuration(options.l2Timeout ?? '1s', 'l2Timeout', {
+    allowZero: false,
+    max: MAX_TIMER_MS,
+  })
   const clock = options.clock ?? systemClock
   if (typeof clock?.now !== 'function') throw new InvalidOptionError('clock', 'must have a now() method')
   const random = options.random ?? Math.random
@@ -324,7 +328,10 @@ function resolveL1(l1: CacheOptions['l1'], ttl: number, hasL2: boolean): Resolve
       given.ttl === undefined
         ? defaultTtl
         : parseDuration(given.ttl, 'l1.ttl', { allowZero: false, allowInfinite: true }),
-    sweepInterval: parseDuration(given.sweepInterval ?? '1s', 'l1.sweepInterval', { allowZero: false }),
+    sweepInterval: parseDuration(given.sweepInterval ?? '1s', 'l1.sweepInterval', {
+      allowZero: false,
+      max: MAX_TIMER_MS,
+    }),
     isolation: resolveIsolation(given.isolation),
   }
 }
@@ -348,11 +355,18 @@ export function validateNamespaceName(name: unknown, option: string): asserts na
 
 const MAX_KEY_BYTES = 1024
 
-/** Throws InvalidKeyError unless `key` is a non-empty string of at most 1 KiB in UTF-8. */
+/**
+ * Throws InvalidKeyError unless `key` is a non-empty, well-formed string of at most 1 KiB in UTF-8. A key
+ * with a lone surrogate has no UTF-8 form: '\ud800', '\udfff' and '\ufffd' would share one Redis key and
+ * one bus name, so such keys are refused rather than mixed up.
+ */
 export function validateKey(key: unknown): asserts key is string {
   if (typeof key !== 'string') throw new InvalidKeyError(`Cache keys must be strings, got ${describe(key)}`)
   const length = key.length
   if (length === 0) throw new InvalidKeyError('Cache keys must not be empty')
+  if (!key.isWellFormed()) {
+    throw new InvalidKeyError('Cache keys must be well-formed UTF-16 (this one has a lone surrogate)')
+  }
   // One UTF-16 unit takes at most 3 UTF-8 bytes, so short keys need no byte count.
   if (length > MAX_KEY_BYTES / 3 && (length > MAX_KEY_BYTES || Buffer.byteLength(key) > MAX_KEY_BYTES)) {
     throw new InvalidKeyError(
@@ -365,13 +379,18 @@ export function validateTags(tags: unknown, option: string): readonly string[] |
   if (tags === undefined) return undefined
   if (!Array.isArray(tags))
     throw new InvalidOptionError(option, `must be an array of strings, got ${describe(tags)}`)
-  if (tags.length > 1000)
-    throw new InvalidOptionError(option, `at most 1000 tags per entry, got ${tags.length}`)
+  if (tags.length > MAX_TAGS)
+    throw new InvalidOptionError(option, `at most ${MAX_TAGS} tags per entry, got ${tags.length}`)
   for (const tag of tags) {
-    if (typeof tag !== 'string' || tag.length === 0 || Buffer.byteLength(tag) > MAX_KEY_BYTES) {
+    if (
+      typeof tag !== 'string' ||
+      tag.length === 0 ||
+      Buffer.byteLength(tag) > MAX_KEY_BYTES ||
+      !tag.isWellFormed()
+    ) {
       throw new InvalidOptionError(
         option,
-        `each tag must be a non-empty string of at most 1 KiB, got ${describe(tag)}`,
+        `each tag must be a non-empty, well-formed string of at most 1 KiB, got ${describe(tag)}`,
       )
     }
   }
@@ -414,11 +433,15 @@ export function resolveLoaderTimeout(
   const soft =
     given.soft === undefined
       ? defaults.soft
-      : parseDuration(given.soft, `${option}.soft`, { allowInfinite: true })
+      : parseDuration(given.soft, `${option}.soft`, { allowInfinite: true, max: MAX_TIMER_MS })
   const hard =
     given.hard === undefined
       ? defaults.hard
-      : parseDuration(given.hard, `${option}.hard`, { allowZero: false, allowInfinite: true })
+      : parseDuration(given.hard, `${option}.hard`, {
+          allowZero: false,
+          allowInfinite: true,
+          max: MAX_TIMER_MS,
+        })
   if (soft > hard)
     throw new InvalidOptionError(`${option}.soft`, `must not exceed ${option}.hard (${hard} ms)`)
   return { soft, hard }
@@ -466,6 +489,7 @@ function resolveDistributedLock(
     waitTimeout: parseDuration(options.waitTimeout ?? '10s', 'distributedLock.waitTimeout'),
     pollInterval: parseDuration(options.pollInterval ?? '100ms', 'distributedLock.pollInterval', {
       allowZero: false,
+      max: MAX_TIMER_MS,
     }),
     onTimeout,
   }

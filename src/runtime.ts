@@ -12,7 +12,7 @@ import { Lifetimes } from './coherence/lifetimes.js'
 import { Stamps } from './coherence/stamps.js'
 import type { L1Entry } from './entry/entry.js'
 import { L1Writer } from './entry/l1-writer.js'
-import { KeyNames, Namespaces, ROOT_STAMP } from './keys.js'
+import { KeyNames, ROOT_STAMP } from './keys.js'
 import { LoadPath } from './load/load-path.js'
 import { LocalTier } from './local/local-tier.js'
 import type { ResolvedOptions } from './options.js'
@@ -46,7 +46,6 @@ export class CacheRuntime {
   /** l1.isolation is 'freeze': entries of plain data are deep-frozen and shared with callers. */
   readonly freezes: boolean
   readonly keys: KeyNames
-  readonly namespaces = new Namespaces()
   readonly l1: LocalTier<L1Entry> | undefined
   readonly remote: RemoteTier | undefined
   readonly lifetimes: Lifetimes
@@ -84,14 +83,16 @@ export class CacheRuntime {
       options.loader !== undefined && (options.refreshAhead > 0 || options.earlyRefreshBeta > 0)
     this.hitPathL1 = refreshesOnRead ? undefined : this.l1
     this.coherence = new Coherence(clock, bus !== undefined)
+    const { versions } = this.coherence
     // When the store's connection is back, the breaker is probed at once with a cheap read.
     const probeKey = this.keys.stamp(ROOT_STAMP)
     this.remote =
       l2 === undefined
         ? undefined
-        : new RemoteTier(l2, options.l2Timeout, l2.guardsMembers ? undefined : this.breaker('l2'), () =>
-            l2.getStamps([probeKey]),
-          )
+        : new RemoteTier(l2, options.l2Timeout, l2.guardsMembers ? undefined : this.breaker('l2'), {
+            probe: () => l2.getStamps([probeKey]),
+            plausible: (n) => versions.plausible(n),
+          })
     this.lifetimes = new Lifetimes(
       l1 === false ? Math.min(options.ttl, 60_000) : l1.ttl,
       options.ttl + options.grace,
@@ -105,7 +106,16 @@ export class CacheRuntime {
       this.lifetimes.trustWindowMs,
       this.copiesOnRead,
     )
-    this.stamps = new Stamps(this.coherence, this.remote, this.keys, this.unsent, clock)
+    this.stamps = new Stamps({
+      coherence: this.coherence,
+      remote: this.remote,
+      keys: this.keys,
+      unsent: this.unsent,
+      lifetimes: this.lifetimes,
+      counters: this.counters,
+      clock,
+      clearL1: () => this.l1Writer.clear(),
+    })
     this.invalidations = new Invalidations({
       bus,
       breaker: bus === undefined ? undefined : this.breaker('bus'),

@@ -127,6 +127,43 @@ describe('redisStore specifics', () => {
     }
   })
 
+  it('reads garbage stamps as NaN and bumps them to the proposal; a key of another type is corrupt until written', async () => {
+    const store = redisStore({ url: redisUrl })
+    const client = await applicationClient()
+    const base = `garbage:${Date.now()}:${Math.random()}`
+    const now = 1_700_000_000_000 * 4096
+    const stamps = ['abc', '-5', '1e300', '12.5', '', '99999999999999999999'].map((text, i) => ({
+      key: `${base}:s${i}`,
+      text,
+    }))
+    const hashKey = `${base}:hash`
+    try {
+      for (const { key, text } of stamps) await client.set(key, text)
+      await client.hSet(hashKey, 'f', 'v')
+      const read = await store.getStamps(stamps.map((s) => s.key))
+      // '' is what a failed write could leave: no digits is garbage too, not 0.
+      expect(read.map((n) => Number.isNaN(n))).toEqual([true, true, true, true, true, true])
+      expect(
+        await store.bumpStamps(
+          stamps.map((s) => s.key),
+          60_000,
+          now,
+        ),
+      ).toEqual(stamps.map(() => now))
+      // MGET reads another type as missing; the bump replaces it.
+      expect(await store.getStamps([hashKey])).toEqual([0])
+      expect(await store.bumpStamps([hashKey], 60_000, now)).toEqual([now])
+      await client.del(hashKey)
+      await client.hSet(hashKey, 'f', 'v')
+      await expect(store.get(hashKey)).rejects.toBeInstanceOf(CorruptEntryError)
+      expect(await store.set(hashKey, Buffer.from('ok'), 3, 60_000)).toBe(3)
+      expect((await store.get(hashKey))?.version).toBe(3)
+    } finally {
+      await client.del([hashKey, ...stamps.map((s) => s.key)])
+      await store.close()
+    }
+  })
+
   it('reloads its scripts after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)', () =>
     withOwnRedis(
       (server) => redisStore({ url: server.url }),

@@ -5,12 +5,15 @@
  * is back it forgets what it may have missed before trusting it again.
  *
  * A message of a kind this node does not know (a newer node in a rolling upgrade) is ignored and counted
- * in `unknown`; bytes that are not a message are dropped and counted in `dropped` (wire.ts).
+ * in `unknown`; bytes that are not a message, or more than MAX_MESSAGE_BYTES of them, are dropped and
+ * counted in `dropped` (wire.ts). Numbers in a message are untrusted (guarantee 7): a version or generation
+ * that is not plausible (hlc.ts) is never observed and counted in `rejected`; the key it names is still
+ * invalidated here (a miss is harmless), a stamp is left as it is.
  */
 import type { Coherence } from '../coherence/coherence.js'
 import type { Stamps } from '../coherence/stamps.js'
 import type { L1Writer } from '../entry/l1-writer.js'
-import { ROOT_STAMP } from '../keys.js'
+import { isNamespaceStamp, ROOT_STAMP } from '../keys.js'
 import type { CircuitBreaker } from '../remote/circuit-breaker.js'
 import { L2TimeoutError } from '../remote/remote-tier.js'
 import { busChannel } from '../stats/events.js'
@@ -18,7 +21,14 @@ import type { StatsCounters } from '../stats/stats.js'
 import { withTimeout } from '../timeouts.js'
 import type { UnsentWrites } from '../write/unsent-writes.js'
 import type { Bus, BusStatus, BusSubscription } from './bus.js'
-import { decodeMessage, encodeMessage, type InvalidationMessage, MessageKind, UNKNOWN_KIND } from './wire.js'
+import {
+  decodeMessage,
+  encodeMessage,
+  type InvalidationMessage,
+  MAX_MESSAGE_BYTES,
+  MessageKind,
+  UNKNOWN_KIND,
+} from './wire.js'
 
 export interface InvalidationsParts {
   bus: Bus | undefined
@@ -120,6 +130,10 @@ export class Invalidations {
 
   private receive(bytes: Uint8Array): void {
     const { counters, coherence } = this.parts
+    if (bytes.length > MAX_MESSAGE_BYTES) {
+      counters.busDropped++
+      return
+    }
     let message: InvalidationMessage | typeof UNKNOWN_KIND
     try {
       message = decodeMessage(bytes)
@@ -138,24 +152,41 @@ export class Invalidations {
 
   /** Applies an invalidation received from another node to L1 and the stamp table. */
   private apply(message: InvalidationMessage): void {
-    const { coherence, l1, unsent } = this.parts
+    const { coherence, l1, unsent, counters, stamps } = this.parts
     const { names, numbers } = message
     if (message.kind === MessageKind.Keys) {
       for (let i = 0; i < names.length; i++) {
         const rel = names[i]!
         const version = numbers[i]!
-        coherence.versions.observe(version)
-        coherence.markKey(rel, version)
-        unsent.supersede(rel, version)
-        l1.invalidate(rel, version)
+        if (coherence.versions.observe(version)) {
+          coherence.markKey(rel, version)
+          unsent.supersede(rel, version)
+          l1.invalidate(rel, version)
+        } else {
+          // A number no correct node sends: the key is still dropped here, whatever version L1 holds.
+          counters.busRejected++
+          coherence.markKey(rel, Number.POSITIVE_INFINITY)
+          l1.delete(rel)
+        }
         this.parts.onKeyWritten(rel)
       }
       return
     }
-    this.parts.stamps.raise(names, numbers)
-    for (const name of names) {
-      if (name === ROOT_STAMP) l1.clear()
+    const raised: string[] = []
+    const gens: number[] = []
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!
+      if ((isNamespaceStamp(name) || name.startsWith('t:')) && stamps.accept(numbers[i]!)) {
+        raised.push(name)
+        gens.push(numbers[i]!)
+      } else {
+        counters.busRejected++
+      }
     }
+    const root = coherence.stampGen(ROOT_STAMP)
+    if (!stamps.raise(raised, gens)) return // nothing moved: no entry or fill became stale
+    // A root clear: every entry is invalid now, so free L1 at once.
+    if (coherence.stampGen(ROOT_STAMP) > root) l1.clear()
     coherence.markAll()
   }
 }

@@ -15,6 +15,10 @@ import { CorruptEntryError } from '../errors.js'
  */
 export const WIRE_VERSION = 1
 export const NODE_ID_BYTES = 8
+/** A larger message is dropped unread: it could only be an attack (a node sends at most MAX_ITEMS). */
+export const MAX_MESSAGE_BYTES = 4 << 20
+/** Items per message; a node splits larger invalidations (deleteMany) into several messages. */
+export const MAX_ITEMS = 512
 
 export const MessageKind = { Keys: 1, Stamps: 2 } as const
 export type MessageKind = (typeof MessageKind)[keyof typeof MessageKind]
@@ -70,6 +74,7 @@ export function decodeMessage(bytes: Uint8Array): InvalidationMessage | typeof U
     let at = 2 + NODE_ID_BYTES
     const count = buf.readUInt32BE(at)
     at += 4
+    if (count > MAX_ITEMS) throw new RangeError(`${count} items, more than ${MAX_ITEMS}`)
     const names: string[] = []
     const numbers: number[] = []
     for (let i = 0; i < count; i++) {

@@ -18,9 +18,13 @@ import { VersionClock } from './hlc.js'
  * 3. Tags and clear are generation counters ("stamps"): `t:<tag>` and `n:<namespace path>`, incremented
  *    in L2 by invalidateTags / clear and announced on the bus. An entry records the generation of each
  *    stamp that applies to it (its tags, its namespace chain) when written, and is current only while none
- *    has moved past that. No clock is involved, and a node that has not yet heard of a bump can only
- *    record an older generation, which makes its entry look invalid (a miss), never valid. Checking is
- *    O(stamps of the entry) per read; nothing ever scans keys.
+ *    has moved past that. A node that has not yet heard of a bump can only record an older generation,
+ *    which makes its entry look invalid (a miss), never valid. Checking is O(stamps of the entry) per
+ *    read; nothing ever scans keys. A bump proposes a version-clock reading and L2 gives the stamp
+ *    max(stored + 1, proposed): if L2 lost the stamp (a restart without persistence, FLUSHALL, eviction
+ *    under maxmemory), the next bump still lands above every generation any node remembers, so no node
+ *    ignores it. A node that reads a generation from L2 below the one it knows concludes that L2 lost it
+ *    and bumps it again (stamps.ts), so that nodes started later do not trust entries it invalidated.
  * 4. No stale fill. A read from L2 (or a load) that started before an invalidation arrived must not be
  *    stored in L1 after it: the invalidation may have overtaken the reply. Each fill takes a token (the
  *    local invalidation sequence number when it started); each invalidation bumps the sequence and
@@ -150,20 +154,22 @@ export class Coherence {
     this.keyMarks.clear()
   }
 
-  raiseStamp(key: string, gen: number, now: number): void {
+  /** Raises stamp `key` to `gen` (a trusted number); true if that was a rise. */
+  raiseStamp(key: string, gen: number, now: number): boolean {
     const stamp = this.stamps.get(key)
     if (stamp === undefined) {
       this.stamps.set(key, { gen, seenAt: now })
-      if (gen > 0) {
-        this.movedStamps++
-        this.stampRose(key)
-      }
-    } else if (gen > stamp.gen) {
-      if (stamp.gen === 0) this.movedStamps++
-      stamp.gen = gen
-      stamp.seenAt = now
+      if (gen === 0) return false
+      this.movedStamps++
       this.stampRose(key)
+      return true
     }
+    if (gen <= stamp.gen) return false
+    if (stamp.gen === 0) this.movedStamps++
+    stamp.gen = gen
+    stamp.seenAt = now
+    this.stampRose(key)
+    return true
   }
 
   private stampRose(key: string): void {

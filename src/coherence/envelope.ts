@@ -1,4 +1,5 @@
 import { CorruptEntryError } from '../errors.js'
+import { MAX_NAMESPACE_DEPTH, namespaceChain } from '../keys.js'
 
 /**
  * The L2 representation of one cache entry: what every node needs to judge it (freshness, grace, the
@@ -13,9 +14,18 @@ import { CorruptEntryError } from '../errors.js'
  *   u16 namespace path length, then UTF-8 ('' for the root namespace)
  *   u16 stamp count, then per stamp: u16 length, UTF-8 stamp key ('n:<path>' or 't:<tag>'), f64 generation
  *   ... the value, as produced by serialization/codec.ts
+ *
+ * The bytes come from L2 and are untrusted (guarantee 7): decoding checks that the times are numbers in
+ * order (never NaN), that the namespace path is one the cache could have written, that the stamps are
+ * exactly its namespace chain followed by at most MAX_TAGS tags (an entry without the root stamp would
+ * survive clear(); thousands of stamps would make each read ask L2 for thousands), and that every
+ * generation is a non-negative safe integer. Anything else is a CorruptEntryError.
  */
 const ENVELOPE_FORMAT = 1
 const FIXED_BYTES = 1 + 8 + 4 + 8 + 8 + 2 // up to and including the namespace length
+/** Tags per entry (options.ts, validateTags, allows no more). */
+export const MAX_TAGS = 1000
+const NAMESPACE_PATH_RE = /^[A-Za-z0-9_.-]{1,128}(?::[A-Za-z0-9_.-]{1,128})*$/
 
 export interface EnvelopeHeader {
   writtenAt: number
@@ -29,6 +39,8 @@ export interface EnvelopeHeader {
 
 /** Decoded envelopes may share their stampKeys and stampGens arrays: never mutate them. */
 export interface DecodedEnvelope extends EnvelopeHeader {
+  /** How many of stampKeys are the namespace chain; the rest are tags. */
+  namespaceStamps: number
   /** The codec bytes of the value (a view into the envelope, not a copy). */
   payload: Uint8Array
 }
@@ -61,7 +73,15 @@ export function encodeEnvelope(header: EnvelopeHeader, payload: Uint8Array): Buf
  * same one (same namespace, same tags, generations that rarely move), so a read that finds the same bytes
  * again reuses its strings and arrays instead of decoding them: the L2 read path allocates less.
  */
-let lastTail: { bytes: Buffer; namespacePath: string; stampKeys: string[]; stampGens: number[] } | undefined
+let lastTail:
+  | {
+      bytes: Buffer
+      namespacePath: string
+      namespaceStamps: number
+      stampKeys: string[]
+      stampGens: number[]
+    }
+  | undefined
 
 export function decodeEnvelope(bytes: Uint8Array): DecodedEnvelope {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -75,11 +95,18 @@ export function decodeEnvelope(bytes: Uint8Array): DecodedEnvelope {
     const loadMs = buf.readUInt32BE(9)
     const freshUntil = buf.readDoubleBE(13)
     const staleUntil = buf.readDoubleBE(21)
+    // NaN fails every comparison: an entry carrying it would never expire.
+    if (!(Number.isFinite(writtenAt) && writtenAt <= freshUntil && freshUntil <= staleUntil)) {
+      throw new CorruptEntryError('Entry read from L2 has times out of order or not numbers')
+    }
     // The tail: namespace length and bytes, stamp count, stamps. Measured first, decoded only if new.
     const tailStart = FIXED_BYTES - 2
     let at = FIXED_BYTES + buf.readUInt16BE(tailStart)
     const count = buf.readUInt16BE(at)
     at += 2
+    if (count > MAX_NAMESPACE_DEPTH + 1 + MAX_TAGS) {
+      throw new CorruptEntryError(`Entry read from L2 lists ${count} stamps`)
+    }
     for (let i = 0; i < count; i++) at += 2 + buf.readUInt16BE(at) + 8
     if (at > buf.length) throw new RangeError('header runs past the end')
     const cached = lastTail
@@ -95,6 +122,7 @@ export function decodeEnvelope(bytes: Uint8Array): DecodedEnvelope {
       freshUntil,
       staleUntil,
       namespacePath: tail.namespacePath,
+      namespaceStamps: tail.namespaceStamps,
       stampKeys: tail.stampKeys,
       stampGens: tail.stampGens,
       payload: buf.subarray(at),
@@ -109,19 +137,43 @@ function decodeTail(buf: Buffer, start: number, end: number, count: number): Non
   const nsLen = buf.readUInt16BE(start)
   let at = start + 2
   const namespacePath = buf.toString('utf8', at, at + nsLen)
+  if (namespacePath !== '' && !NAMESPACE_PATH_RE.test(namespacePath)) {
+    throw new CorruptEntryError('Entry read from L2 names an impossible namespace')
+  }
+  const chain = namespaceChain(namespacePath)
+  if (chain.length > MAX_NAMESPACE_DEPTH + 1 || count < chain.length) {
+    throw new CorruptEntryError('Entry read from L2 does not carry its namespace chain')
+  }
   at += nsLen + 2
   const stampKeys: string[] = new Array(count)
   const stampGens: number[] = new Array(count)
   for (let i = 0; i < count; i++) {
     const len = buf.readUInt16BE(at)
     at += 2
-    stampKeys[i] = buf.toString('utf8', at, at + len)
+    const key = buf.toString('utf8', at, at + len)
+    // The namespace chain first, in order, then tags: nothing else judges an entry.
+    if (i < chain.length ? key !== chain[i] : !(key.startsWith('t:') && key.length > 2)) {
+      throw new CorruptEntryError('Entry read from L2 carries stamps the cache does not write')
+    }
+    stampKeys[i] = key
     at += len
-    stampGens[i] = buf.readDoubleBE(at)
+    const gen = buf.readDoubleBE(at)
+    if (!(Number.isSafeInteger(gen) && gen >= 0)) {
+      throw new CorruptEntryError(
+        'Entry read from L2 carries a generation that is not a non-negative integer',
+      )
+    }
+    stampGens[i] = gen
     at += 8
   }
   // A copy: `buf` may be a view into a socket chunk that must not be kept alive.
-  const tail = { bytes: Buffer.from(buf.subarray(start, end)), namespacePath, stampKeys, stampGens }
+  const tail = {
+    bytes: Buffer.from(buf.subarray(start, end)),
+    namespacePath,
+    namespaceStamps: chain.length,
+    stampKeys,
+    stampGens,
+  }
   lastTail = tail
   return tail
 }

@@ -12,7 +12,6 @@
  * Every entry is made by createEntry(), so all of them have one shape (the hit path stays monomorphic).
  */
 import type { Coherence } from '../coherence/coherence.js'
-import type { NamespaceState } from '../keys.js'
 import { cloneValue, deepFreeze } from '../serialization/clone.js'
 
 export interface L1Entry {
@@ -31,7 +30,8 @@ export interface L1Entry {
   loadMs: number
   freshUntil: number
   staleUntil: number
-  ns: NamespaceState
+  /** How many of stampKeys are the namespace chain (root first); the rest are tags. */
+  namespaceStamps: number
   /** The stamps that judge this entry (namespace chain, then tags) and the generations it was written under. */
   stampKeys: readonly string[]
   stampGens: readonly number[]
@@ -46,7 +46,7 @@ export interface EntryInit {
   loadMs: number
   freshUntil: number
   staleUntil: number
-  ns: NamespaceState
+  namespaceStamps: number
   stampKeys: readonly string[]
   stampGens: readonly number[]
 }
@@ -61,7 +61,7 @@ export function createEntry(init: EntryInit): L1Entry {
     loadMs: init.loadMs,
     freshUntil: init.freshUntil,
     staleUntil: init.staleUntil,
-    ns: init.ns,
+    namespaceStamps: init.namespaceStamps,
     stampKeys: init.stampKeys,
     stampGens: init.stampGens,
   }
@@ -93,7 +93,7 @@ export function shortcutFor(entry: L1Entry, copiesOnRead: boolean): boolean {
  */
 export function shortcutTag(entry: L1Entry, coherence: Coherence): number {
   // An entry's stamps are its namespace chain followed by its tags: no more than the chain, no tags.
-  return entry.stampKeys.length === entry.ns.stampKeys.length
+  return entry.stampKeys.length === entry.namespaceStamps
     ? 2 * coherence.namespaceEpoch
     : 2 * coherence.stampEpoch + 1
 }

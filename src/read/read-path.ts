@@ -15,6 +15,7 @@
 import type { DecodedEnvelope } from '../coherence/envelope.js'
 import { decodeEnvelope } from '../coherence/envelope.js'
 import { createEntry, handOut, type L1Entry } from '../entry/entry.js'
+import { CorruptEntryError } from '../errors.js'
 import type { CacheRuntime } from '../runtime.js'
 import { decode } from '../serialization/codec.js'
 import type { StoredEntry } from '../stores/store.js'
@@ -70,8 +71,9 @@ export class ReadPath {
     try {
       const found = await coherence.fill((token) => this.readL2(rel, token, undefined))
       return found?.fresh ? { entry: found.entry, done: DONE } : undefined
-    } catch {
-      counters.l2Errors++
+    } catch (err) {
+      if (err instanceof CorruptEntryError) counters.l2Corrupt++
+      else counters.l2Errors++
       return undefined
     }
   }
@@ -110,22 +112,28 @@ export class ReadPath {
       const trusted = coherence.trusted
       return { entry: candidate, fresh: trusted && now < candidate.freshUntil, degraded: !trusted }
     }
+    let fromL2: Lookup
     try {
-      const fromL2 = await coherence.fill((token) => this.readL2Shared(rel, token, deadline))
-      if (fromL2?.fresh) counters.l2Hits++
-      else counters.l2Misses++
-      if (candidate !== undefined && (fromL2 === undefined || candidate.version > fromL2.entry.version)) {
-        // Only a stale (or untrusted) L1 entry remains, and L2 has nothing newer.
-        return coherence.trusted && now < candidate.staleUntil
-          ? { entry: candidate, fresh: false, degraded: false }
-          : fromL2
+      fromL2 = await coherence.fill((token) => this.readL2Shared(rel, token, deadline))
+    } catch (err) {
+      if (!(err instanceof CorruptEntryError)) {
+        counters.l2Errors++
+        // L2 is down or slow: answer from what this node has, trusted or not.
+        return candidate && { entry: candidate, fresh: now < candidate.freshUntil, degraded: true }
       }
-      return fromL2
-    } catch {
-      counters.l2Errors++
-      // L2 is down or slow: answer from what this node has, trusted or not.
-      return candidate && { entry: candidate, fresh: now < candidate.freshUntil, degraded: true }
+      // L2 answered with garbage (guarantee 7): dropped, counted, and read as a miss.
+      counters.l2Corrupt++
+      fromL2 = undefined
     }
+    if (fromL2?.fresh) counters.l2Hits++
+    else counters.l2Misses++
+    if (candidate !== undefined && (fromL2 === undefined || candidate.version > fromL2.entry.version)) {
+      // Only a stale (or untrusted) L1 entry remains, and L2 has nothing newer.
+      return coherence.trusted && now < candidate.staleUntil
+        ? { entry: candidate, fresh: false, degraded: false }
+        : fromL2
+    }
+    return fromL2
   }
 
   /**
@@ -191,8 +199,17 @@ export class ReadPath {
   ): Lookup | Promise<Lookup> {
     if (stored === undefined) return undefined
     const rt = this.rt
+    const { versions } = rt.coherence
+    // Observed before the value is decoded: a load that replaces an undecodable entry must propose a
+    // version above its own, or the store would refuse it (loads are fenced) until the entry expires.
+    if (!versions.observe(stored.version)) {
+      throw new CorruptEntryError(`L2 entry has a version no correct node writes: ${stored.version}`)
+    }
     const envelope = decodeEnvelope(stored.bytes)
-    rt.coherence.versions.observe(stored.version)
+    for (const gen of envelope.stampGens) {
+      if (!versions.plausible(gen))
+        throw new CorruptEntryError(`L2 entry has an impossible generation: ${gen}`)
+    }
     if (envelope.staleUntil <= rt.options.clock.now()) return undefined
     const gens = rt.stamps.known(envelope.stampKeys)
     if (gens !== undefined) return this.accept(rel, token, stored.version, envelope, gens)
@@ -218,7 +235,7 @@ export class ReadPath {
       loadMs: envelope.loadMs,
       freshUntil: envelope.freshUntil,
       staleUntil: envelope.staleUntil,
-      ns: rt.namespaces.get(envelope.namespacePath),
+      namespaceStamps: envelope.namespaceStamps,
       stampKeys: envelope.stampKeys,
       stampGens: envelope.stampGens,
     })

@@ -1,4 +1,4 @@
-import { CoherentError } from '../errors.js'
+import { CoherentError, CorruptEntryError } from '../errors.js'
 import type { RemoteStore, StoredEntry } from '../stores/store.js'
 import { Admission, type CircuitBreaker, CircuitOpenError } from './circuit-breaker.js'
 
@@ -27,16 +27,22 @@ export class L2TimeoutError extends CoherentError {
 export class RemoteTier {
   private readonly stopReconnectWatch: (() => void) | undefined
 
+  private readonly plausible: ((n: number) => boolean) | undefined
+
   /**
-   * @param probe a cheap read of the store (e.g. one stamp): when the store reports that its connection
-   *   is back (RemoteStore.onReconnect), it runs at once as the breaker's probe.
+   * @param extras.probe a cheap read of the store (e.g. one stamp): when the store reports that its
+   *   connection is back (RemoteStore.onReconnect), it runs at once as the breaker's probe.
+   * @param extras.plausible which versions and generations the store's write replies may carry; any other
+   *   reply fails the call with CorruptEntryError (an answer, not an outage, for the breaker).
    */
   constructor(
     readonly store: RemoteStore,
     private readonly timeoutMs: number,
     readonly breaker: CircuitBreaker | undefined,
-    probe?: () => Promise<unknown>,
+    extras: { probe?: () => Promise<unknown>; plausible?: (n: number) => boolean } = {},
   ) {
+    const { probe, plausible } = extras
+    this.plausible = plausible
     this.stopReconnectWatch = probe === undefined ? undefined : store.onReconnect?.(() => this.probe(probe))
   }
 
@@ -64,7 +70,7 @@ export class RemoteTier {
   }
 
   set(key: string, bytes: Uint8Array, version: number, ttlMs: number, deadline?: number): Promise<number> {
-    return this.call('set', () => this.store.set(key, bytes, version, ttlMs), deadline)
+    return this.call('set', () => this.checked(this.store.set(key, bytes, version, ttlMs)), deadline)
   }
 
   setIfNewer(
@@ -74,19 +80,34 @@ export class RemoteTier {
     ttlMs: number,
     deadline?: number,
   ): Promise<number | undefined> {
-    return this.call('setIfNewer', () => this.store.setIfNewer(key, bytes, version, ttlMs), deadline)
+    const start = () => this.checked(this.store.setIfNewer(key, bytes, version, ttlMs))
+    return this.call('setIfNewer', start, deadline)
   }
 
   delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number> {
-    return this.call('delete', () => this.store.delete(key, version, tombstoneTtlMs), deadline)
+    return this.call('delete', () => this.checked(this.store.delete(key, version, tombstoneTtlMs)), deadline)
   }
 
   getStamps(keys: readonly string[], deadline?: number): Promise<number[]> {
     return this.call('getStamps', () => this.store.getStamps(keys), deadline)
   }
 
-  bumpStamps(keys: readonly string[], ttlMs: number, deadline?: number): Promise<number[]> {
-    return this.call('bumpStamps', () => this.store.bumpStamps(keys, ttlMs), deadline)
+  bumpStamps(keys: readonly string[], ttlMs: number, proposed: number, deadline?: number): Promise<number[]> {
+    const start = () => this.checked(this.store.bumpStamps(keys, ttlMs, proposed))
+    return this.call('bumpStamps', start, deadline)
+  }
+
+  /** `reply`, unless it carries a number that `plausible` refuses (then a CorruptEntryError). */
+  private checked<T extends number | number[] | undefined>(reply: Promise<T>): Promise<T> {
+    const plausible = this.plausible
+    if (plausible === undefined) return reply
+    return reply.then((value) => {
+      const numbers = Array.isArray(value) ? value : value === undefined ? [] : [value]
+      for (const n of numbers) {
+        if (!plausible(n)) throw new CorruptEntryError(`L2 answered a write with an impossible number: ${n}`)
+      }
+      return value
+    })
   }
 
   /**
@@ -170,7 +191,8 @@ export class RemoteTier {
         (err) => {
           if (settled) return
           clearTimeout(timer)
-          breaker?.record(admission, false)
+          // Garbage in the store is not an outage: the store answered (guarantee 7).
+          breaker?.record(admission, err instanceof CorruptEntryError)
           reject(err)
         },
       )

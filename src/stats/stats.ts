@@ -12,6 +12,8 @@ export class StatsCounters {
   l2Hits = 0
   l2Misses = 0
   l2Errors = 0
+  l2Corrupt = 0
+  stampsRestored = 0
   l2ReadsShared = 0
   loads = 0
   loaderErrors = 0
@@ -20,6 +22,7 @@ export class StatsCounters {
   busReceived = 0
   busDropped = 0
   busUnknown = 0
+  busRejected = 0
   busPublishErrors = 0
   busReconnects = 0
   staleFillsRefused = 0
@@ -39,6 +42,16 @@ export interface CacheStats {
   l1: TierStats & { size: number; bytes: number; evictions: { size: number; expired: number } }
   l2: TierStats & {
     errors: number
+    /**
+     * Entries or stamps L2 answered with that could not be accepted (undecodable, or numbers no correct
+     * node writes): dropped and counted, and read as misses; the next write replaces them.
+     */
+    corrupt: number
+    /**
+     * Stamps that L2 had lost (restart without persistence, FLUSHALL, eviction) or held garbage for, and
+     * that this node bumped again so that no invalidation it knows of is forgotten.
+     */
+    stampsRestored: number
     /** Reads that joined another caller's L2 read of the same key instead of asking L2 themselves. */
     sharedReads: number
     circuit: 'closed' | 'open' | 'half-open'
@@ -63,6 +76,11 @@ export interface CacheStats {
     dropped: number
     /** Messages of a kind (or wire version) this node does not know, from newer nodes: ignored. */
     unknown: number
+    /**
+     * Items of messages with numbers this node cannot accept (not non-negative safe integers, or far ahead
+     * of its clock): a key's is still invalidated here, a stamp's is ignored; nothing is observed.
+     */
+    rejected: number
     publishErrors: number
     reconnects: number
     connected: boolean
@@ -98,6 +116,8 @@ export function snapshot(rt: CacheRuntime): CacheStats {
       misses: c.l2Misses,
       hitRate: hitRate(c.l2Hits, c.l2Misses),
       errors: c.l2Errors,
+      corrupt: c.l2Corrupt,
+      stampsRestored: c.stampsRestored,
       sharedReads: c.l2ReadsShared,
       circuit: remote?.breaker?.state ?? 'closed',
       circuitOpened: remote?.breaker?.opened ?? 0,
@@ -116,6 +136,7 @@ export function snapshot(rt: CacheRuntime): CacheStats {
       received: c.busReceived,
       dropped: c.busDropped,
       unknown: c.busUnknown,
+      rejected: c.busRejected,
       publishErrors: c.busPublishErrors,
       reconnects: c.busReconnects,
       connected: invalidations.connected || (options.bus === undefined && coherence.trusted),

@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from '../clock.js'
+import { MAX_VERSION_LEAD } from '../coherence/hlc.js'
 import type { RemoteStore, StoredEntry } from './store.js'
 
 interface Slot {
@@ -35,7 +36,7 @@ class MemoryStore implements RemoteStore {
   }
 
   async set(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number> {
-    const stored = this.live(key)
+    const stored = this.believable(key, version)
     const given = stored && stored.version >= version ? stored.version + 1 : version
     this.entries.set(key, { bytes, version: given, expiresAt: this.clock.now() + ttlMs })
     return given
@@ -47,14 +48,14 @@ class MemoryStore implements RemoteStore {
     version: number,
     ttlMs: number,
   ): Promise<number | undefined> {
-    const stored = this.live(key)
+    const stored = this.believable(key, version)
     if (stored && stored.version >= version) return stored.version
     this.entries.set(key, { bytes, version, expiresAt: this.clock.now() + ttlMs })
     return undefined
   }
 
   async delete(key: string, version: number, tombstoneTtlMs: number): Promise<number> {
-    const stored = this.live(key)
+    const stored = this.believable(key, version)
     const given = stored && stored.version >= version ? stored.version + 1 : version
     this.entries.set(key, { bytes: undefined, version: given, expiresAt: this.clock.now() + tombstoneTtlMs })
     return given
@@ -68,12 +69,13 @@ class MemoryStore implements RemoteStore {
     })
   }
 
-  async bumpStamps(keys: readonly string[], ttlMs: number): Promise<number[]> {
+  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0): Promise<number[]> {
     const now = this.clock.now()
     return keys.map((key) => {
       const stamp = this.stamps.get(key)
       const live = stamp !== undefined && stamp.expiresAt > now
-      const value = (live ? stamp.value : 0) + 1
+      const stored = live && stamp.value <= proposed + MAX_VERSION_LEAD ? stamp.value : 0
+      const value = Math.max(stored + 1, proposed)
       this.stamps.set(key, { value, expiresAt: Math.max(live ? stamp.expiresAt : 0, now + ttlMs) })
       return value
     })
@@ -95,6 +97,12 @@ class MemoryStore implements RemoteStore {
   }
 
   async close(): Promise<void> {}
+
+  /** The live slot of `key`, unless its version is garbage next to `proposed` (see store.ts). */
+  private believable(key: string, proposed: number): Slot | undefined {
+    const slot = this.live(key)
+    return slot !== undefined && slot.version <= proposed + MAX_VERSION_LEAD ? slot : undefined
+  }
 
   private live(key: string): Slot | undefined {
     const slot = this.entries.get(key)

@@ -20,12 +20,14 @@
  * cache is empty; EVAL reloads it). We do this ourselves instead of node-redis' `scripts` option because
  * a client passed in by the application (`{ client }`) was created without our scripts.
  *
- * Stamps are generation counters in keys of their own: a script per key INCRs it and extends its TTL
- * (never shortens it), so on a Cluster no command spans two slots. Leases are `SET NX PX` and a
+ * Stamps are generation counters in keys of their own (decimal text): a script per key raises one to
+ * max(stored + 1, proposed) and extends its TTL (never shortens it), so on a Cluster no command spans two
+ * slots. Garbage in an entry's header or a stamp (store.ts) is replaced by the next write. Leases are `SET NX PX` and a
  * compare-and-delete script.
  */
 import { createHash } from 'node:crypto'
 import type { RedisArgument } from 'redis'
+import { MAX_VERSION_LEAD } from '../coherence/hlc.js'
 import { CorruptEntryError } from '../errors.js'
 import { type RedisConnection, type RedisConnectionOptions, redisConnection } from '../redis/connection.js'
 import type { RemoteStore, StoredEntry } from './store.js'
@@ -40,12 +42,19 @@ interface Script {
   sha1: string
 }
 
-/** Reads the version of KEYS[1] (entry or tombstone); nil when absent or unreadable. */
-const STORED_VERSION = `local function stored_version(key)
-  local head = redis.call('GETRANGE', key, 0, 15)
-  if #head < 16 then return nil end
-  if string.byte(head, 1) == 116 then return tonumber(string.sub(head, 2), 16) end
-  return tonumber(head, 16)
+/**
+ * Reads the version of `key` (entry or tombstone); nil when absent or unreadable (not a string of ours, even
+ * another Redis type: SET replaces it), and when it is more than
+ * MAX_VERSION_LEAD above `proposed`: garbage that no correct writer's clock produced (store.ts), which
+ * the write then replaces instead of ordering itself after it.
+ */
+const STORED_VERSION = `local function stored_version(key, proposed)
+  local head = redis.pcall('GETRANGE', key, 0, 15)
+  if type(head) ~= 'string' or #head < 16 then return nil end
+  local version
+  if string.byte(head, 1) == 116 then version = tonumber(string.sub(head, 2), 16) else version = tonumber(head, 16) end
+  if version == nil or version > proposed + ${MAX_VERSION_LEAD} then return nil end
+  return version
 end
 `
 
@@ -59,7 +68,7 @@ function script(body: string): Script {
  * Always writes, with version max(proposed, stored + 1); returns that version as 16 hex digits.
  */
 const SET_ENTRY = script(`local version = tonumber(ARGV[2])
-local stored = stored_version(KEYS[1])
+local stored = stored_version(KEYS[1], version)
 if stored ~= nil and stored >= version then version = stored + 1 end
 local head = string.format('%016x', version)
 redis.call('SET', KEYS[1], head .. ARGV[1], 'PX', ARGV[3])
@@ -69,7 +78,7 @@ return head`)
  * KEYS[1] entry key; ARGV[1] header + entry bytes, ARGV[2] version (decimal), ARGV[3] TTL in ms.
  * Writes unless the stored entry or tombstone is as new or newer; then returns its version (16 hex).
  */
-const SET_IF_NEWER = script(`local stored = stored_version(KEYS[1])
+const SET_IF_NEWER = script(`local stored = stored_version(KEYS[1], tonumber(ARGV[2]))
 if stored ~= nil and stored >= tonumber(ARGV[2]) then return string.format('%016x', stored) end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return false`)
@@ -79,15 +88,27 @@ return false`)
  * Replaces the key with a tombstone of version max(proposed, stored + 1); returns it (16 hex).
  */
 const DELETE_ENTRY = script(`local version = tonumber(ARGV[1])
-local stored = stored_version(KEYS[1])
+local stored = stored_version(KEYS[1], version)
 if stored ~= nil and stored >= version then version = stored + 1 end
 redis.call('SET', KEYS[1], 't' .. string.format('%015x', version), 'PX', ARGV[2])
 return string.format('%016x', version)`)
 
-/** KEYS[1] stamp key; ARGV[1] TTL in ms. Increments it; its TTL becomes max(remaining, ttl). */
-const BUMP_STAMP = script(`local value = redis.call('INCR', KEYS[1])
+/**
+ * KEYS[1] stamp key; ARGV[1] TTL in ms, ARGV[2] proposed generation (decimal). The stamp becomes
+ * max(stored + 1, proposed), where a stored value that is not a non-negative integer, or is more than
+ * MAX_VERSION_LEAD above the proposal, counts as 0; its TTL becomes max(remaining, ttl). Returns the new
+ * value as a decimal string (a Lua number reply could lose precision in the client's parser).
+ */
+const BUMP_STAMP = script(`local proposed = tonumber(ARGV[2])
+local raw = redis.pcall('GET', KEYS[1])
+local stored = 0
+if type(raw) == 'string' then stored = tonumber(raw) end
+if stored == nil or stored < 0 or stored ~= math.floor(stored) or stored > proposed + ${MAX_VERSION_LEAD} then stored = 0 end
+local value = string.format('%d', math.max(stored + 1, proposed))
 local ttl = tonumber(ARGV[1])
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+local remaining = redis.call('PTTL', KEYS[1])
+redis.call('SET', KEYS[1], value)
+if remaining > ttl then redis.call('PEXPIRE', KEYS[1], remaining) else redis.call('PEXPIRE', KEYS[1], ttl) end
 return value`)
 
 /** KEYS[1] lease key; ARGV[1] token. Deletes the lease only if it still holds the token. */
@@ -159,11 +180,11 @@ function scriptVersion(reply: unknown): number {
   return version
 }
 
-function decodeStamp(key: string, value: unknown): number {
+/** A stamp as stored: 0 when missing, NaN when it is not a non-negative decimal integer (garbage). */
+function decodeStamp(value: unknown): number {
   if (value === null || value === undefined) return 0
-  const stamp = Number(Buffer.isBuffer(value) ? value.toString('latin1') : value)
-  if (!Number.isSafeInteger(stamp)) throw new CorruptEntryError(`stamp ${key} is not an integer`)
-  return stamp
+  const text = Buffer.isBuffer(value) ? value.toString('latin1') : String(value)
+  return /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -179,7 +200,16 @@ class RedisStore implements RemoteStore {
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {
-    const value = (await this.connection.send(key, ['GET', key], true)) as Buffer | null
+    let value: Buffer | null
+    try {
+      value = (await this.connection.send(key, ['GET', key], true)) as Buffer | null
+    } catch (err) {
+      // Another Redis type under our key (a hash, a list): garbage, which the next write replaces.
+      if (err instanceof Error && err.message.startsWith('WRONGTYPE')) {
+        throw new CorruptEntryError(`L2 key ${key} holds a value of another Redis type`)
+      }
+      throw err
+    }
     if (value === null || (value.length === HEADER_BYTES && value[0] === TOMBSTONE)) return undefined
     const version = value.length >= HEADER_BYTES ? decodeVersion(value) : Number.NaN
     if (Number.isNaN(version)) throw new CorruptEntryError(`L2 entry ${key} has no version header`)
@@ -222,20 +252,21 @@ class RedisStore implements RemoteStore {
     if (keys.length === 0) return []
     if (!this.connection.isCluster) {
       const values = (await this.connection.send(undefined, ['MGET', ...keys], true)) as (Buffer | null)[]
-      return values.map((value, i) => decodeStamp(keys[i]!, value))
+      return values.map((value) => decodeStamp(value))
     }
     // A Cluster refuses multi-key commands across slots: one GET per key, routed and pipelined by node-redis.
     return Promise.all(
-      keys.map(async (key) => decodeStamp(key, await this.connection.send(key, ['GET', key], true))),
+      keys.map(async (key) => decodeStamp(await this.connection.send(key, ['GET', key], true))),
     )
   }
 
-  async bumpStamps(keys: readonly string[], ttlMs: number): Promise<number[]> {
+  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0): Promise<number[]> {
     if (keys.length === 0) return []
-    const args = [ttlArgument(ttlMs)]
+    checkVersion(proposed)
+    const args = [ttlArgument(ttlMs), String(proposed)]
     // One script per key (never two slots in one command); node-redis sends them in one pipeline.
     return Promise.all(
-      keys.map(async (key) => (await runScript(this.connection, BUMP_STAMP, key, args)) as number),
+      keys.map(async (key) => decodeStamp(await runScript(this.connection, BUMP_STAMP, key, args))),
     )
   }
 

@@ -8,6 +8,12 @@
  * store applied its writes, whatever the writers' clocks say (a tombstone keeps the version of a deleted
  * key). Only `setIfNewer` (used by loads) can be refused: it must never replace a newer write.
  * Versions are integers below 2^53 (exact as JS numbers and as Lua doubles).
+ *
+ * Stored numbers are untrusted (a bug, an attack, a bit flip may have put anything there): a stored
+ * version or stamp more than MAX_VERSION_LEAD (coherence/hlc.ts: one hour of versions) above the number
+ * proposed by the writer is garbage, since no correct writer's clock is that far ahead, and counts as
+ * absent; so does a stored stamp that is not a non-negative integer. The next write replaces it, and a
+ * poisoned key or stamp heals itself instead of ordering every later write after it.
  */
 export interface StoredEntry {
   /** The encoded entry (see coherence/envelope.ts). */
@@ -39,10 +45,17 @@ export interface RemoteStore {
    * (so that a later write of the key still gets a larger version); resolves to that version.
    */
   delete(key: string, version: number, tombstoneTtlMs: number): Promise<number>
-  /** Reads generation counters (tag and namespace stamps); a missing stamp reads as 0. */
+  /**
+   * Reads generation counters (tag and namespace stamps); a missing stamp reads as 0, one that is not a
+   * non-negative integer (garbage) as NaN, which the cache repairs with a bump.
+   */
   getStamps(keys: readonly string[]): Promise<number[]>
-  /** Increments each counter and keeps it for at least `ttlMs`; resolves to the new values. */
-  bumpStamps(keys: readonly string[], ttlMs: number): Promise<number[]>
+  /**
+   * Raises each counter to max(stored + 1, `proposed`) and keeps it for at least `ttlMs`; resolves to the
+   * new values. The cache proposes a version-clock reading, so a stamp that L2 lost (a restart without
+   * persistence, eviction) comes back above every generation handed out before. @default proposed 0
+   */
+  bumpStamps(keys: readonly string[], ttlMs: number, proposed?: number): Promise<number[]>
   /**
    * Leases for `lock: 'distributed'` (optional: a store without them cannot be used with it).
    * acquireLease sets `key` to `token` for `ttlMs` only if no lease is held (SET NX PX);

@@ -20,7 +20,7 @@
  * memory stays bounded and no node serves what they replaced; their values are dropped (counted).
  */
 import type { Invalidations } from '../bus/invalidations.js'
-import type { InvalidationMessage } from '../bus/wire.js'
+import { type InvalidationMessage, MAX_ITEMS } from '../bus/wire.js'
 import type { Coherence } from '../coherence/coherence.js'
 import type { Lifetimes } from '../coherence/lifetimes.js'
 import type { Stamps } from '../coherence/stamps.js'
@@ -75,8 +75,19 @@ export class OutageQueue {
 
   // ---- announce, or queue the announcement --------------------------------------------------------
 
-  /** Publishes that `rels` were written with `versions`; what the bus does not take is queued per key. */
+  /**
+   * Publishes that `rels` were written with `versions`, in messages of at most MAX_ITEMS keys; what the
+   * bus does not take is queued per key.
+   */
   async announceKeys(rels: readonly string[], versions: readonly number[]): Promise<void> {
+    if (rels.length > MAX_ITEMS) {
+      const parts: Promise<void>[] = []
+      for (let at = 0; at < rels.length; at += MAX_ITEMS) {
+        parts.push(this.announceKeys(rels.slice(at, at + MAX_ITEMS), versions.slice(at, at + MAX_ITEMS)))
+      }
+      await Promise.all(parts)
+      return
+    }
     const { invalidations } = this.parts
     if (await invalidations.publish(invalidations.keys(rels, versions))) return
     for (let i = 0; i < rels.length; i++) {
@@ -149,18 +160,21 @@ export class OutageQueue {
 
   /**
    * A stamp bump L2 could not take: it takes effect here at once (and stays in effect until L2 has it,
-   * even if the stamp table is forgotten meanwhile); L2 and the other nodes get it on retry.
+   * even if the stamp table is forgotten meanwhile); L2 and the other nodes get it on retry. `gen` is the
+   * generation the bump proposed (a version-clock reading, above what this node knows): assumed here
+   * meanwhile and proposed again on retry, so that entries this node writes in the meantime, which
+   * record it, stay valid once L2 has it (unless another node bumped past it meanwhile).
    */
-  queueStampBump(stamps: readonly string[], rank: number): void {
-    const { remote, keys, coherence, unsent, lifetimes, invalidations } = this.parts
-    const assumed = stamps.map((stamp) => coherence.stampGen(stamp) + 1)
+  queueStampBump(stamps: readonly string[], gen: number): void {
+    const { remote, keys, unsent, lifetimes, invalidations } = this.parts
+    const assumed = stamps.map(() => gen)
     this.parts.stamps.raise(stamps, assumed)
     for (let i = 0; i < stamps.length; i++) unsent.stamps.set(stamps[i]!, assumed[i]!)
     const l2Keys = stamps.map((stamp) => keys.stamp(stamp))
     this.add(stampWorkId(stamps), {
-      rank,
+      rank: gen,
       redo: async () => {
-        const bumped = await remote!.bumpStamps(l2Keys, lifetimes.stampTtl())
+        const bumped = await remote!.bumpStamps(l2Keys, lifetimes.stampTtl(), gen)
         this.parts.stamps.raise(stamps, bumped)
         for (const stamp of stamps) unsent.stamps.delete(stamp)
         return invalidations.stamps(stamps, bumped)
@@ -270,7 +284,7 @@ export class OutageQueue {
       return
     }
     // No L2: only announcements were waiting (the bus is down); announce the clear instead.
-    const gens = [coherence.stampGen(ROOT_STAMP) + 1]
+    const gens = [coherence.versions.next()]
     this.parts.stamps.raise([ROOT_STAMP], gens)
     this.queueAnnouncement(stampWorkId([ROOT_STAMP]), rank, invalidations.stamps([ROOT_STAMP], gens))
   }

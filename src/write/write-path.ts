@@ -70,7 +70,7 @@ export class WritePath {
       loadMs: ticket?.loadMs ?? 0,
       freshUntil: now + ttl,
       staleUntil: now + ttl + opts.grace,
-      ns,
+      namespaceStamps: ns.stampKeys.length,
       stampKeys,
       stampGens: [],
     })
@@ -80,13 +80,15 @@ export class WritePath {
         rt.counters.staleFillsRefused++
         return { entry, done: DONE }
       }
-      return { entry, done: this.writeTiers(rel, entry, payload, ticket, ticket.token, deadline) }
+      return { entry, done: this.writeTiers(rel, entry, ns, payload, ticket, ticket.token, deadline) }
     }
     // A set: fills of this key in flight must not land over it, and it is itself a fill of L1.
     rt.coherence.markKey(rel, Number.POSITIVE_INFINITY)
     return {
       entry,
-      done: rt.coherence.fill((token) => this.writeTiers(rel, entry, payload, undefined, token, deadline)),
+      done: rt.coherence.fill((token) =>
+        this.writeTiers(rel, entry, ns, payload, undefined, token, deadline),
+      ),
     }
   }
 
@@ -133,9 +135,12 @@ export class WritePath {
   async bumpStamps(stamps: readonly string[]): Promise<void> {
     const { coherence, remote, outage, unsent, lifetimes, keys } = this.rt
     coherence.markAll()
+    // The generation this bump proposes, from the version clock: above every generation this node has
+    // seen, so that a stamp that L2 lost comes back above what other nodes remember of it (coherence.ts,
+    // point 3). It also ranks the bump in the outage queue.
     const rank = coherence.versions.next()
     if (remote === undefined) {
-      const gens = stamps.map((stamp) => coherence.stampGen(stamp) + 1)
+      const gens = stamps.map(() => rank)
       this.rt.stamps.raise(stamps, gens)
       await outage.announceStamps(stamps, gens, rank)
       return
@@ -145,6 +150,7 @@ export class WritePath {
       gens = await remote.bumpStamps(
         stamps.map((stamp) => keys.stamp(stamp)),
         lifetimes.stampTtl(),
+        rank,
         remote.deadline(),
       )
     } catch {
@@ -160,6 +166,7 @@ export class WritePath {
   private async writeTiers(
     rel: string,
     entry: L1Entry,
+    ns: NamespaceState,
     payload: Uint8Array,
     ticket: LoadTicket | undefined,
     token: number,
@@ -183,7 +190,7 @@ export class WritePath {
           loadMs: entry.loadMs,
           freshUntil: entry.freshUntil,
           staleUntil: entry.staleUntil,
-          namespacePath: entry.ns.path,
+          namespacePath: ns.path,
           stampKeys: entry.stampKeys,
           stampGens: entry.stampGens,
         },

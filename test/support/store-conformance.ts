@@ -10,6 +10,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { MAX_VERSION_LEAD } from '../../src/coherence/hlc.js'
 import type { RemoteStore } from '../../src/stores/store.js'
 
 export interface StoreConformanceOptions {
@@ -127,8 +128,10 @@ export function storeConformance(
 
     it('compares and bumps versions up to 2^53 - 1 exactly', async () => {
       const k = key('big')
+      // Proposals within MAX_VERSION_LEAD of what is stored: it is believed, and ordered after.
+      const behind = max - 1_000_000
       expect(await store.set(k, Buffer.from('a'), max - 2, later)).toBe(max - 2)
-      expect(await store.set(k, Buffer.from('b'), 1, later)).toBe(max - 1)
+      expect(await store.set(k, Buffer.from('b'), behind, later)).toBe(max - 1)
       expect(await store.setIfNewer(k, Buffer.from('c'), max - 1, later)).toBe(max - 1)
       expect(await store.setIfNewer(k, Buffer.from('d'), max, later)).toBeUndefined()
       expect(await store.setIfNewer(k, Buffer.from('e'), max - 1, later)).toBe(max)
@@ -137,11 +140,32 @@ export function storeConformance(
       expect(bytesOf(entry)?.toString()).toBe('d')
       const tomb = key('big-delete')
       expect(await store.delete(tomb, max - 3, later)).toBe(max - 3)
-      expect(await store.delete(tomb, 1, later)).toBe(max - 2)
+      expect(await store.delete(tomb, behind, later)).toBe(max - 2)
       expect(await store.setIfNewer(tomb, Buffer.from('x'), max - 2, later)).toBe(max - 2)
       const zero = key('zero')
       expect(await store.set(zero, Buffer.from('z'), 0, later)).toBe(0)
       expect((await store.get(zero))?.version).toBe(0)
+    })
+
+    it('treats a stored version more than MAX_VERSION_LEAD above the proposal as garbage, and replaces it', async () => {
+      const now = 1_700_000_000_000 * 4096 // a version-clock reading
+      const poisoned = now + MAX_VERSION_LEAD + 1
+      for (const write of ['set', 'setIfNewer', 'delete'] as const) {
+        const k = key(`garbage-${write}`)
+        expect(await store.set(k, Buffer.from('poison'), poisoned, later)).toBe(poisoned)
+        const version =
+          write === 'set'
+            ? await store.set(k, Buffer.from('healed'), now, later)
+            : write === 'setIfNewer'
+              ? await store.setIfNewer(k, Buffer.from('healed'), now, later)
+              : await store.delete(k, now, later)
+        expect(version, write).toBe(write === 'setIfNewer' ? undefined : now)
+        // Within the lead it is believed: the next write orders itself after it.
+        expect(await store.set(k, Buffer.from('next'), now - 5, later)).toBe(now + 1)
+      }
+      const believed = key('believed')
+      await store.set(believed, Buffer.from('ahead'), now + MAX_VERSION_LEAD, later)
+      expect(await store.set(believed, Buffer.from('after'), now, later)).toBe(now + MAX_VERSION_LEAD + 1)
     })
 
     it('delete() leaves a tombstone with max(proposed, stored + 1)', async () => {
@@ -231,6 +255,20 @@ export function storeConformance(
       const concurrent = await Promise.all(Array.from({ length: 20 }, () => store.bumpStamps([a], later)))
       expect(concurrent.flat().sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 3))
       expect(await store.getStamps([a])).toEqual([22])
+    })
+
+    it('bumps a stamp to max(stored + 1, proposed), and past garbage far above the proposal', async () => {
+      const [a, b] = [key('stamp'), key('stamp')]
+      const now = 1_700_000_000_000 * 4096
+      expect(await store.bumpStamps([a], later, now)).toEqual([now])
+      expect(await store.bumpStamps([a], later, now - 10)).toEqual([now + 1])
+      expect(await store.bumpStamps([a, b], later, now + 5)).toEqual([now + 5, now + 5])
+      expect(await store.getStamps([a, b])).toEqual([now + 5, now + 5])
+      // A stamp lost by the store (or never written) starts again at the proposal, not at 1.
+      expect(await store.bumpStamps([key('stamp')], later, now)).toEqual([now])
+      const poisoned = key('stamp')
+      await store.bumpStamps([poisoned], later, now + MAX_VERSION_LEAD + 1_000)
+      expect(await store.bumpStamps([poisoned], later, now)).toEqual([now])
     })
 
     it('extends a stamp TTL and never shortens it', async () => {

@@ -15,8 +15,9 @@ const payload = Buffer.from([1, 2, 3, 4, 5])
 describe('entry envelope', () => {
   it('round-trips every header field and the payload', () => {
     const decoded = decodeEnvelope(encodeEnvelope(header, payload))
-    const { payload: got, ...rest } = decoded
+    const { payload: got, namespaceStamps, ...rest } = decoded
     expect(rest).toEqual(header)
+    expect(namespaceStamps).toBe(3)
     expect(Buffer.from(got).equals(payload)).toBe(true)
   })
 

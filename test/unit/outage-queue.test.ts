@@ -9,7 +9,7 @@ import { Lifetimes } from '../../src/coherence/lifetimes.js'
 import { Stamps } from '../../src/coherence/stamps.js'
 import { createEntry, type L1Entry } from '../../src/entry/entry.js'
 import { L1Writer } from '../../src/entry/l1-writer.js'
-import { KeyNames, Namespaces } from '../../src/keys.js'
+import { KeyNames, ROOT_NAMESPACE } from '../../src/keys.js'
 import { LocalTier } from '../../src/local/local-tier.js'
 import { RemoteTier } from '../../src/remote/remote-tier.js'
 import { StatsCounters } from '../../src/stats/stats.js'
@@ -39,8 +39,17 @@ async function setUp(limit = 100) {
   const counters = new StatsCounters()
   const tier = new LocalTier<L1Entry>({ maxEntries: 100, clock })
   const l1 = new L1Writer(tier, coherence, unsent, counters, clock, 60_000, true)
-  const stamps = new Stamps(coherence, remote, keys, unsent, clock)
   const lifetimes = new Lifetimes(60_000, 300_000)
+  const stamps = new Stamps({
+    coherence,
+    remote,
+    keys,
+    unsent,
+    lifetimes,
+    counters,
+    clock,
+    clearL1: () => l1.clear(),
+  })
   const bus = memoryBus()
   const published: InvalidationMessage[] = []
   await bus.subscribe(
@@ -85,7 +94,7 @@ async function setUp(limit = 100) {
     invalidations,
     limit,
   })
-  const ns = new Namespaces().root
+  const ns = ROOT_NAMESPACE
   const entry = (value: string, version: number) =>
     createEntry({
       value,
@@ -95,7 +104,7 @@ async function setUp(limit = 100) {
       loadMs: 0,
       freshUntil: clock.now() + 60_000,
       staleUntil: clock.now() + 60_000,
-      ns,
+      namespaceStamps: 1,
       stampKeys: ns.stampKeys,
       stampGens: [0],
     })
@@ -233,18 +242,30 @@ describe('OutageQueue', () => {
     expect(await t.inner.get(t.keys.entry('j'))).toBeUndefined()
   })
 
-  it('queueStampBump: in effect here at once, then bumped in L2 and announced with L2 generation', async () => {
+  it('queueStampBump: in effect here at once, then bumped in L2 with the same proposal and announced', async () => {
     const t = await setUp()
-    await t.inner.bumpStamps([t.keys.stamp('t:a')], 60_000) // L2 is at 1; this node never heard of it
-    t.queue.queueStampBump(['t:a'], 1)
-    expect(t.coherence.stampGen('t:a')).toBe(1)
-    expect(t.unsent.stamps.get('t:a')).toBe(1)
+    const gen = t.coherence.versions.next()
+    t.queue.queueStampBump(['t:a'], gen)
+    expect(t.coherence.stampGen('t:a')).toBe(gen)
+    expect(t.unsent.stamps.get('t:a')).toBe(gen)
     await t.queue.retry()
     await t.delivered()
-    expect(await t.inner.getStamps([t.keys.stamp('t:a')])).toEqual([2])
-    expect(t.coherence.stampGen('t:a')).toBe(2)
+    // Entries written meanwhile recorded `gen`: L2 got the same, so they stay valid.
+    expect(await t.inner.getStamps([t.keys.stamp('t:a')])).toEqual([gen])
+    expect(t.coherence.stampGen('t:a')).toBe(gen)
     expect(t.unsent.stamps.has('t:a')).toBe(false)
-    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['t:a'], [2]]])
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['t:a'], [gen]]])
+  })
+
+  it('queueStampBump: another node bumped past the proposal meanwhile: L2 goes past both', async () => {
+    const t = await setUp()
+    const gen = t.coherence.versions.next()
+    t.queue.queueStampBump(['t:a'], gen)
+    await t.inner.bumpStamps([t.keys.stamp('t:a')], 60_000, gen + 10) // another node, meanwhile
+    await t.queue.retry()
+    await t.delivered()
+    expect(await t.inner.getStamps([t.keys.stamp('t:a')])).toEqual([gen + 11])
+    expect(t.coherence.stampGen('t:a')).toBe(gen + 11)
   })
 
   it('past the limit, all queued work becomes one clear() of the cache, in effect here at once', async () => {
@@ -258,12 +279,13 @@ describe('OutageQueue', () => {
     expect(t.queue.size).toBe(1) // the clear
     expect(t.unsent.get('a')).toBeUndefined()
     expect(t.tier.size).toBe(0)
-    expect(t.coherence.stampGen('n:')).toBe(1)
+    const gen = t.coherence.stampGen('n:')
+    expect(gen).toBeGreaterThan(0)
     await t.queue.retry()
     await t.delivered()
-    expect(await t.inner.getStamps([t.keys.stamp('n:')])).toEqual([1])
+    expect(await t.inner.getStamps([t.keys.stamp('n:')])).toEqual([gen])
     expect(await t.inner.get(t.keys.entry('a'))).toBeUndefined()
-    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['n:'], [1]]])
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['n:'], [gen]]])
   })
 
   it('retries on its timer while work waits, and stops the timer once nothing does', async () => {

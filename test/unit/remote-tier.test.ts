@@ -16,7 +16,14 @@ function reconnectingStore() {
       return () => listeners.delete(listener)
     },
   }
-  return { store, gated, listeners, reconnect: () => listeners.forEach((listener) => listener()) }
+  return {
+    store,
+    gated,
+    listeners,
+    reconnect: () => {
+      for (const listener of listeners) listener()
+    },
+  }
 }
 
 describe('RemoteTier: resilience attached to its store', () => {
@@ -25,9 +32,11 @@ describe('RemoteTier: resilience attached to its store', () => {
     const clock = new ManualClock()
     const breaker = new CircuitBreaker('member', { failureThreshold: 1, openMs: 60_000 }, clock, () => {})
     let probes = 0
-    const tier = new RemoteTier(store, 1_000, breaker, () => {
-      probes++
-      return store.getStamps(['probe'])
+    const tier = new RemoteTier(store, 1_000, breaker, {
+      probe: () => {
+        probes++
+        return store.getStamps(['probe'])
+      },
     })
     gated.fail('get', new Error('down'))
     await expect(tier.get('k')).rejects.toThrow('down')
