@@ -15,6 +15,7 @@ export {
 export type { EvictionPolicy } from './local/types.js'
 export type { CacheOptions, L1Options, Loader } from './options.js'
 export { L2TimeoutError } from './remote/remote-tier.js'
+export { HashRing, type HashRingOptions, type RingMember } from './ring/hash-ring.js'
 export type { CacheStats, TierStats } from './stats/stats.js'
 export { type MemoryStoreOptions, memoryStore } from './stores/memory-store.js'
 export type { RemoteStore, StoredEntry } from './stores/store.js'
