@@ -134,7 +134,13 @@ export class CacheCore {
             clock,
             sweepIntervalMs: l1.sweepInterval,
           })
-    this.remote = options.l2 ? new RemoteTier(options.l2, options.l2Timeout, this.breaker('l2')) : undefined
+    this.remote = options.l2
+      ? new RemoteTier(
+          options.l2,
+          options.l2Timeout,
+          options.l2.guardsMembers ? undefined : this.breaker('l2'),
+        )
+      : undefined
     this.busBreaker = options.bus ? this.breaker('bus') : undefined
     this.coherence = new Coherence(clock, options.bus !== undefined)
     this.pending = new PendingWrites(

@@ -10,6 +10,7 @@ export {
   CorruptEntryError,
   InvalidKeyError,
   InvalidOptionError,
+  ShardUnavailableError,
   UnserializableValueError,
 } from './errors.js'
 export type { EvictionPolicy } from './local/types.js'
@@ -18,4 +19,12 @@ export { L2TimeoutError } from './remote/remote-tier.js'
 export { HashRing, type HashRingOptions, type RingMember } from './ring/hash-ring.js'
 export type { CacheStats, TierStats } from './stats/stats.js'
 export { type MemoryStoreOptions, memoryStore } from './stores/memory-store.js'
+export {
+  type ShardedStore,
+  type ShardedStoreOptions,
+  type ShardMember,
+  type ShardState,
+  type ShardStatus,
+  shardedStore,
+} from './stores/sharded-store.js'
 export type { RemoteStore, StoredEntry } from './stores/store.js'

@@ -19,6 +19,12 @@ export interface StoredEntry {
 export interface RemoteStore {
   /** Human-readable name for stats and errors, e.g. 'redis', 'redis-cluster', 'memory'. */
   readonly name: string
+  /**
+   * The store applies timeouts and circuit breaking per member itself (shardedStore: one breaker per
+   * member, so that one failing member does not cut off the others). The cache then gives it no circuit
+   * breaker of its own; its calls are still bounded by `l2Timeout`.
+   */
+  readonly guardsMembers?: boolean
   /** The live entry under `key`; undefined if there is none, it expired, or it is a tombstone. */
   get(key: string): Promise<StoredEntry | undefined>
   /** Stores `bytes` for `ttlMs` with version max(version, stored + 1); resolves to that version. */
