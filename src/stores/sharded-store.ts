@@ -156,6 +156,8 @@ class ShardedStoreImpl implements ShardedStore {
   /** The earliest switchAt of a member whose new generation is not in use yet. */
   private pendingAt = Number.POSITIVE_INFINITY
   private refreshing: Promise<void> | undefined
+  /** The last bump of each stamp in flight from this process. */
+  private readonly bumping = new Map<string, Promise<void>>()
   private timers: NodeJS.Timeout[] = []
   private started = false
   private closed = false
@@ -265,7 +267,22 @@ class ShardedStoreImpl implements ShardedStore {
 
   async bumpStamps(keys: readonly string[], ttlMs: number): Promise<number[]> {
     if (keys.length === 0) return []
-    return this.everyMember((shard) => shard.tier.bumpStamps(keys, ttlMs), keys.length)
+    // Bumps of one stamp from this process run one after the other, so that every member applies them
+    // in the same order and each resolves to a value of its own (members that retry compare-and-swap,
+    // like memcached, could otherwise apply two concurrent bumps in opposite orders).
+    const prior = keys.map((key) => this.bumping.get(key)).filter((p) => p !== undefined)
+    const run = (prior.length === 0 ? Promise.resolve() : Promise.all(prior)).then(() =>
+      this.everyMember((shard) => shard.tier.bumpStamps(keys, ttlMs), keys.length),
+    )
+    const done = run.then(
+      () => {},
+      () => {},
+    )
+    for (const key of keys) this.bumping.set(key, done)
+    void done.then(() => {
+      for (const key of keys) if (this.bumping.get(key) === done) this.bumping.delete(key)
+    })
+    return run
   }
 
   /**
