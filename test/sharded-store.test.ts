@@ -34,11 +34,14 @@ const cases: { name: string; factory: () => RemoteStore }[] = [
   {
     name: 'shardedStore over weighted redis-servers and a memoryStore',
     factory: () =>
-      shardedStore([
-        { name: 'r0', store: redisStore({ url: servers[0]!.url }), weight: 2 },
-        { name: 'r1', store: redisStore({ url: servers[1]!.url }) },
-        { name: 'mem', store: memoryStore(), weight: 0.5 },
-      ]),
+      shardedStore(
+        [
+          { name: 'r0', store: redisStore({ url: servers[0]!.url }), weight: 2 },
+          { name: 'r1', store: redisStore({ url: servers[1]!.url }) },
+          { name: 'mem', store: memoryStore(), weight: 0.5 },
+        ],
+        { prefix: `weighted-${Date.now()}` },
+      ),
   },
 ]
 
@@ -74,13 +77,33 @@ describe('shardedStore', () => {
     const members = ['a', 'b', 'c'].map((name) => ({ name, store: memoryStore() }))
     const store = shardedStore(members)
     expect(await store.bumpStamps(['t:x', 't:y'], 60_000)).toEqual([1, 1])
-    for (const { store: member } of members) expect(await member.getStamps(['t:x', 't:y'])).toEqual([1, 1])
-    // a member that missed bumps (it was away, or restarted empty) is outvoted
-    await members[0]!.store.bumpStamps(['t:x', 't:x', 't:x'], 60_000)
-    await members[1]!.store.bumpStamps(['t:y'], 60_000)
-    expect(await store.getStamps(['t:x', 't:y', 't:z'])).toEqual([4, 2, 0])
+    for (const { store: member } of members) {
+      expect((await member.get('s|t:x'))?.version).toBe(1)
+      expect((await member.get('s|t:y'))?.version).toBe(1)
+    }
+    // a member that missed bumps (it was away) is outvoted
+    await members[0]!.store.set('s|t:x', new Uint8Array(0), 4, 60_000)
+    expect(await store.getStamps(['t:x', 't:y', 't:z'])).toEqual([4, 1, 0])
     expect(await store.bumpStamps(['t:x'], 60_000)).toEqual([5])
     await store.close()
+  })
+
+  it('raises every stamp above all earlier values when a member comes back without its data', async () => {
+    const members = ['a', 'b', 'c'].map((name) => ({ name, store: memoryStore() }))
+    const store = shardedStore(members)
+    expect(await store.bumpStamps(['t:x', 't:x', 't:x'], 60_000)).toEqual([1, 2, 3])
+    const before = await store.getStamps(['t:x', 't:never'])
+    expect(before).toEqual([3, 0])
+    // member b restarts empty: it knows neither the stamps nor the epoch
+    members[1] = { name: 'b', store: memoryStore() }
+    const restarted = shardedStore(members)
+    const after = await restarted.getStamps(['t:x', 't:never'])
+    expect(after[0]).toBeGreaterThan(before[0]!)
+    expect(after[1]).toBeGreaterThan(before[0]!)
+    // and stays above, whichever majority answers from now on
+    const withoutA = shardedStore([{ name: 'a', store: memoryStore() }, members[1]!, members[2]!])
+    expect((await withoutA.getStamps(['t:x']))[0]).toBeGreaterThanOrEqual(after[0]!)
+    await Promise.all([store.close(), restarted.close(), withoutA.close()])
   })
 
   it('validates its options', () => {

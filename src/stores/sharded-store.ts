@@ -28,17 +28,22 @@
  *    that starts treats generations written in the last viewTtl + memberTimeout (by the writer's clock,
  *    plus a second for skew) the same way.
  *
- * Stamps (tag and namespace generation counters) are not sharded: every member holds every stamp. A bump
- * increments it on every member whose breaker is closed (each must take it, or the bump fails and the
- * cache retries it); a read takes the highest value among them. A member that missed bumps while away,
- * or restarted empty, reads lower and is outvoted, so no ejection, re-admission or restart can make an
- * invalidated entry valid again. An invalidation stays O(1) in the number of keys: one counter per
- * member.
+ * Stamps (tag and namespace generation counters) are not sharded: every member holds every stamp, as a
+ * max-register (an entry `s|<name>` whose version is the stamp's value). A bump reads the stamp from
+ * every member, takes the highest value, and raises every member to one more (setIfNewer); a read takes
+ * the highest value. Both need a majority of all members to answer, so a read shares a member with
+ * every bump that succeeded and never sees a lower value; counters (INCR) would not do, as members that
+ * missed different bumps would each be ahead of the others. A member that comes back empty has lost the
+ * history of every stamp: it is found by the missing stamp epoch register (on every member), and the
+ * epoch is raised first; values are at least epoch × 2^32, so every later value is above every earlier
+ * one (a full miss of what was cached, never a stale hit). An invalidation stays O(1) in the number of
+ * keys: one register per member.
  *
  * Limits: a node that can reach only members that missed a transition (a partition that cuts it off
  * from every member that recorded it) routes by the old generations; a member that applies a register
- * write more than memberTimeout after it was sent can be seen late; if every member that recorded a
- * stamp bump loses it while one that missed it survives, entries invalidated by it come back; a lease
+ * write more than memberTimeout after it was sent can be seen late; a member that loses stamps without
+ * losing the epoch register (eviction under memory pressure) goes unnoticed; with fewer than a majority
+ * of members answering, stamps cannot be read or bumped (the cache degrades); a lease
  * taken before a transition is not seen after it (two loaders may run once); tombstones do not follow a
  * key to its new name, so a load that started before a delete and ends after a transition can write its
  * older value. An asymmetric partition (one node cannot reach a member that others can) makes the member
@@ -50,7 +55,7 @@
 import { type Clock, systemClock } from '../clock.js'
 import { type Duration, parseDuration } from '../duration.js'
 import { InvalidOptionError, ShardUnavailableError } from '../errors.js'
-import { CircuitBreaker, CircuitOpenError, type CircuitState } from '../remote/circuit-breaker.js'
+import { CircuitBreaker, type CircuitState } from '../remote/circuit-breaker.js'
 import { RemoteTier } from '../remote/remote-tier.js'
 import { HashRing } from '../ring/hash-ring.js'
 import type { RemoteStore, StoredEntry } from './store.js'
@@ -107,6 +112,7 @@ export interface ShardedStore extends RemoteStore {
 }
 
 const FOREVER_MS = 365 * 86_400_000 // registers never expire
+const EPOCH_UNIT = 2 ** 32 // a stamp is epoch × 2^32 + counter: counters stay below 2^32, epochs below 2^21
 const SKEW_MARGIN_MS = 1_000 // a starting node allows this much clock skew against a register's writer
 
 interface Shard {
@@ -147,6 +153,8 @@ class ShardedStoreImpl implements ShardedStore {
   private readonly healthMs: number
   private readonly readmitMs: number
   private readonly prefix: string
+  /** Members a stamp read or bump must reach. */
+  private readonly majority: number
   /** When the view in use was asked for (clock ms); the view is trusted until viewAt + viewTtl. */
   private viewAt = Number.NEGATIVE_INFINITY
   /** Sum of the generations in use (names fallback keys). */
@@ -219,6 +227,7 @@ class ShardedStoreImpl implements ShardedStore {
       this.byName.set(member.name, shard)
       return shard
     })
+    this.majority = Math.floor(this.shards.length / 2) + 1
     if (!this.failover) this.viewAt = Number.POSITIVE_INFINITY
   }
 
@@ -262,17 +271,17 @@ class ShardedStoreImpl implements ShardedStore {
 
   async getStamps(keys: readonly string[]): Promise<number[]> {
     if (keys.length === 0) return []
-    return this.everyMember((shard) => shard.tier.getStamps(keys), keys.length)
+    return (await this.readStamps(keys)).map((stamp) => stamp.value)
   }
 
   async bumpStamps(keys: readonly string[], ttlMs: number): Promise<number[]> {
     if (keys.length === 0) return []
-    // Bumps of one stamp from this process run one after the other, so that every member applies them
-    // in the same order and each resolves to a value of its own (members that retry compare-and-swap,
-    // like memcached, could otherwise apply two concurrent bumps in opposite orders).
+    if (!Number.isFinite(ttlMs)) return Promise.reject(new RangeError(`ttlMs must be finite, got ${ttlMs}`))
+    // Bumps of one stamp from this process run one after the other (each reads, then raises), so each
+    // resolves to a value of its own.
     const prior = keys.map((key) => this.bumping.get(key)).filter((p) => p !== undefined)
     const run = (prior.length === 0 ? Promise.resolve() : Promise.all(prior)).then(() =>
-      this.everyMember((shard) => shard.tier.bumpStamps(keys, ttlMs), keys.length),
+      this.bump(keys, ttlMs),
     )
     const done = run.then(
       () => {},
@@ -285,29 +294,92 @@ class ShardedStoreImpl implements ShardedStore {
     return run
   }
 
-  /**
-   * Runs `call` on every member whose breaker lets it through (each of them must succeed; members with
-   * an open circuit are skipped, and at least one must answer) and returns the element-wise maximum.
-   */
-  private async everyMember(call: (shard: Shard) => Promise<number[]>, length: number): Promise<number[]> {
-    this.start()
-    const results = await Promise.all(
-      this.shards.map((shard) =>
-        call(shard).catch((err: unknown) => {
-          if (err instanceof CircuitOpenError) return undefined
-          throw err
-        }),
-      ),
-    )
-    const max = new Array<number>(length).fill(0)
-    let answered = 0
-    for (const values of results) {
-      if (values === undefined) continue
-      answered++
-      for (let i = 0; i < length; i++) if (values[i]! > max[i]!) max[i] = values[i]!
+  private async bump(keys: readonly string[], ttlMs: number): Promise<number[]> {
+    if (new Set(keys).size !== keys.length) {
+      // A stamp named twice is bumped twice, as Redis does: one key at a time.
+      const values: number[] = []
+      for (const key of keys) values.push(...(await this.bump([key], ttlMs)))
+      return values
     }
-    if (answered === 0) throw new ShardUnavailableError('shardedStore: every member is failing')
-    return max
+    const stamps = await this.readStamps(keys)
+    const now = this.clock.now()
+    return Promise.all(
+      keys.map(async (key, i) => {
+        const target = stamps[i]!.value + 1
+        // The TTL becomes max(remaining, ttl), whatever a member that missed earlier bumps says.
+        const expiresAt = Math.max(stamps[i]!.expiresAt, now + ttlMs)
+        const bytes = new TextEncoder().encode(String(expiresAt))
+        const raised = await this.onMajority((shard) =>
+          shard.tier.setIfNewer(stampName(key), bytes, target, Math.max(1, expiresAt - now)),
+        )
+        // Refused by a member that holds a higher value (another node's bump): that value stands.
+        return raised.reduce<number>((highest, refused) => Math.max(highest, refused ?? target), target)
+      }),
+    )
+  }
+
+  /**
+   * Reads `keys` from every member, with each member's stamp epoch register. A value is the highest any
+   * member holds, and at least epoch × 2^32. A member without the register lost its data (a restart
+   * without persistence) and with it what it knew of every stamp: the epoch is raised on every member
+   * first, so that every value from now on is above every value given before (entries written before
+   * become invalid: a full miss, never a stale hit). When no member has the register, the fleet is new,
+   * or lost everything, entries included: epoch 0.
+   */
+  private async readStamps(keys: readonly string[]): Promise<{ value: number; expiresAt: number }[]> {
+    this.start()
+    const register = `${this.prefix}:stamp-epoch`
+    const answers = await this.onMajority((shard) =>
+      Promise.all([shard.tier.get(register), ...keys.map((key) => shard.tier.get(stampName(key)))]),
+    )
+    let epoch = -1
+    let lost = false
+    for (const [entry] of answers) {
+      if (entry === undefined) lost = true
+      else if (entry.version > epoch) epoch = entry.version
+    }
+    if (lost) epoch = await this.raiseEpoch(register, epoch < 0 ? 0 : epoch + 1)
+    return keys.map((_, i) => {
+      let value = epoch * EPOCH_UNIT
+      let expiresAt = 0
+      for (const answer of answers) {
+        const stamp = answer[i + 1]
+        if (stamp === undefined) continue
+        if (stamp.version > value) value = stamp.version
+        expiresAt = Math.max(expiresAt, writtenAtOf(stamp.bytes))
+      }
+      return { value, expiresAt }
+    })
+  }
+
+  /** Raises the stamp epoch register to at least `target` on a majority of members. */
+  private async raiseEpoch(register: string, target: number): Promise<number> {
+    const bytes = new TextEncoder().encode(String(this.clock.now()))
+    const raised = await this.onMajority((shard) =>
+      shard.tier.setIfNewer(register, bytes, target, FOREVER_MS),
+    )
+    return raised.reduce<number>((highest, refused) => Math.max(highest, refused ?? target), target)
+  }
+
+  /**
+   * Runs `call` on every member (those with an open circuit fail at once) and returns the answers; fails
+   * unless a majority of all members answered. A write taken by a majority and a read answered by a
+   * majority share at least one member, so no read misses a write that succeeded.
+   */
+  private async onMajority<T>(call: (shard: Shard) => Promise<T>): Promise<T[]> {
+    const outcomes = await Promise.allSettled(this.shards.map(call))
+    const answers: T[] = []
+    let failure: unknown
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') answers.push(outcome.value)
+      else failure ??= outcome.reason
+    }
+    if (answers.length < this.majority) {
+      throw new ShardUnavailableError(
+        `shardedStore: stamps need a majority of members (${this.majority} of ${this.shards.length}), ${answers.length} answered: ${String(failure)}`,
+      )
+    }
+    return answers
   }
 
   // ---- routing -------------------------------------------------------------------------------------
@@ -522,6 +594,11 @@ class ShardedStoreImpl implements ShardedStore {
     for (const shard of this.shards) shard.stopReconnect?.()
     await Promise.allSettled(this.shards.map((shard) => shard.store.close()))
   }
+}
+
+/** The member entry that holds a stamp. */
+function stampName(key: string): string {
+  return `s|${key}`
 }
 
 function writtenAtOf(bytes: Uint8Array): number {
