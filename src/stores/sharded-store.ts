@@ -34,15 +34,16 @@
  * the highest value. Both need a majority of all members to answer, so a read shares a member with
  * every bump that succeeded and never sees a lower value; counters (INCR) would not do, as members that
  * missed different bumps would each be ahead of the others. A member that comes back empty has lost the
- * history of every stamp: it is found by the missing stamp epoch register (on every member), and the
- * epoch is raised first; values are at least epoch × 2^32, so every later value is above every earlier
- * one (a full miss of what was cached, never a stale hit). An invalidation stays O(1) in the number of
- * keys: one register per member.
+ * history of every stamp: a node that had read its stamp epoch register (on every member, with the
+ * member's boot id) finds it gone or re-made, and raises the epoch first; values are at least
+ * epoch × 2^32, so every later value is above every earlier one (a full miss of what was cached, never a
+ * stale hit). An invalidation stays O(1) in the number of keys: one register per member.
  *
  * Limits: a node that can reach only members that missed a transition (a partition that cuts it off
  * from every member that recorded it) routes by the old generations; a member that applies a register
  * write more than memberTimeout after it was sent can be seen late; a member that loses stamps without
- * losing the epoch register (eviction under memory pressure) goes unnoticed; with fewer than a majority
+ * losing the epoch register (eviction under memory pressure), or restarts empty while no running node
+ * had read from it, goes unnoticed; with fewer than a majority
  * of members answering, stamps cannot be read or bumped (the cache degrades); a lease
  * taken before a transition is not seen after it (two loaders may run once); tombstones do not follow a
  * key to its new name, so a load that started before a delete and ends after a transition can write its
@@ -52,6 +53,7 @@
  * Without failover (`failover: false`) a failing member's keys fail fast until it answers again (the
  * cache's loader and outage queue take over), keys keep their names, and no registers are used.
  */
+import { randomBytes } from 'node:crypto'
 import { type Clock, systemClock } from '../clock.js'
 import { type Duration, parseDuration } from '../duration.js'
 import { InvalidOptionError, ShardUnavailableError } from '../errors.js'
@@ -164,6 +166,8 @@ class ShardedStoreImpl implements ShardedStore {
   /** The earliest switchAt of a member whose new generation is not in use yet. */
   private pendingAt = Number.POSITIVE_INFINITY
   private refreshing: Promise<void> | undefined
+  /** The boot id this node last saw in each member's stamp epoch register, and that register's epoch. */
+  private readonly boots = new Map<number, { id: string; epoch: number }>()
   /** The last bump of each stamp in flight from this process. */
   private readonly bumping = new Map<string, Promise<void>>()
   private timers: NodeJS.Timeout[] = []
@@ -313,37 +317,56 @@ class ShardedStoreImpl implements ShardedStore {
           shard.tier.setIfNewer(stampName(key), bytes, target, Math.max(1, expiresAt - now)),
         )
         // Refused by a member that holds a higher value (another node's bump): that value stands.
-        return raised.reduce<number>((highest, refused) => Math.max(highest, refused ?? target), target)
+        return raised.reduce<number>((highest, { value }) => Math.max(highest, value ?? target), target)
       }),
     )
   }
 
   /**
    * Reads `keys` from every member, with each member's stamp epoch register. A value is the highest any
-   * member holds, and at least epoch × 2^32. A member without the register lost its data (a restart
-   * without persistence) and with it what it knew of every stamp: the epoch is raised on every member
-   * first, so that every value from now on is above every value given before (entries written before
-   * become invalid: a full miss, never a stale hit). When no member has the register, the fleet is new,
-   * or lost everything, entries included: epoch 0.
+   * member holds, and at least epoch × 2^32 (the epoch: the highest register version).
+   *
+   * A member that lost its data (a restart without persistence) lost what it knew of every stamp, and a
+   * majority that includes it may read values lower than ones given before. So the epoch is raised on
+   * every member first, and every value from then on is above every value given before (entries written
+   * before become invalid: a full miss, never a stale hit). A loss is told from a fleet that is starting
+   * by the boot id in each member's register: a node that has seen a member's boot id and then finds the
+   * register gone, or another boot id that no raise accounted for, raises the epoch; a register that no
+   * node here has seen is only initialized (when a fleet starts, its nodes race to do that).
    */
   private async readStamps(keys: readonly string[]): Promise<{ value: number; expiresAt: number }[]> {
     this.start()
-    const register = `${this.prefix}:stamp-epoch`
     const answers = await this.onMajority((shard) =>
-      Promise.all([shard.tier.get(register), ...keys.map((key) => shard.tier.get(stampName(key)))]),
+      Promise.all([
+        shard.tier.get(EPOCH_REGISTER(this.prefix)),
+        ...keys.map((key) => shard.tier.get(stampName(key))),
+      ]),
     )
     let epoch = -1
+    for (const { value } of answers)
+      if (value[0] !== undefined && value[0].version > epoch) epoch = value[0].version
     let lost = false
-    for (const [entry] of answers) {
-      if (entry === undefined) lost = true
-      else if (entry.version > epoch) epoch = entry.version
+    const missing: Shard[] = []
+    for (const { shard, value } of answers) {
+      const register = value[0]
+      const known = this.boots.get(shard.index)
+      if (register === undefined) {
+        missing.push(shard)
+        if (known !== undefined) lost = true
+        continue
+      }
+      const boot = parseBoot(register.bytes)
+      if (known !== undefined && known.id !== boot.id && boot.raisedTo <= known.epoch) lost = true
+      this.boots.set(shard.index, { id: boot.id, epoch: Math.max(register.version, known?.epoch ?? -1) })
     }
-    if (lost) epoch = await this.raiseEpoch(register, epoch < 0 ? 0 : epoch + 1)
+    if (lost) epoch = await this.raiseEpoch(answers, epoch < 0 ? 0 : epoch + 1)
+    else if (missing.length > 0) await this.initialize(missing, Math.max(epoch, 0))
+    if (epoch < 0) epoch = 0
     return keys.map((_, i) => {
       let value = epoch * EPOCH_UNIT
       let expiresAt = 0
       for (const answer of answers) {
-        const stamp = answer[i + 1]
+        const stamp = answer.value[i + 1]
         if (stamp === undefined) continue
         if (stamp.version > value) value = stamp.version
         expiresAt = Math.max(expiresAt, writtenAtOf(stamp.bytes))
@@ -352,13 +375,46 @@ class ShardedStoreImpl implements ShardedStore {
     })
   }
 
-  /** Raises the stamp epoch register to at least `target` on a majority of members. */
-  private async raiseEpoch(register: string, target: number): Promise<number> {
-    const bytes = new TextEncoder().encode(String(this.clock.now()))
-    const raised = await this.onMajority((shard) =>
-      shard.tier.setIfNewer(register, bytes, target, FOREVER_MS),
+  /** Gives members without a register one (a new boot id) at `epoch`, raising nothing. */
+  private async initialize(members: Shard[], epoch: number): Promise<void> {
+    await Promise.allSettled(
+      members.map(async (shard) => {
+        const id = randomBootId()
+        const refused = await shard.tier.setIfNewer(
+          EPOCH_REGISTER(this.prefix),
+          bootBytes(id, -1),
+          epoch,
+          FOREVER_MS,
+        )
+        // Refused: another node initialized it first; its boot id is learned at the next read.
+        if (refused === undefined) this.boots.set(shard.index, { id, epoch })
+      }),
     )
-    return raised.reduce<number>((highest, refused) => Math.max(highest, refused ?? target), target)
+  }
+
+  /**
+   * Raises the stamp epoch to `target` on every member that answered (keeping each one's boot id, and
+   * giving members without a register a new one); a majority must take it.
+   */
+  private async raiseEpoch(
+    answers: { shard: Shard; value: (StoredEntry | undefined)[] }[],
+    target: number,
+  ): Promise<number> {
+    const raised = await this.onMajority(async (shard) => {
+      const answer = answers.find((a) => a.shard === shard)
+      if (answer === undefined) throw new ShardUnavailableError(`member ${shard.name} did not answer`)
+      const register = answer.value[0]
+      const id = register === undefined ? randomBootId() : parseBoot(register.bytes).id
+      const refused = await shard.tier.setIfNewer(
+        EPOCH_REGISTER(this.prefix),
+        bootBytes(id, target),
+        target,
+        FOREVER_MS,
+      )
+      this.boots.set(shard.index, { id, epoch: Math.max(target, refused ?? target) })
+      return refused
+    })
+    return raised.reduce<number>((highest, { value }) => Math.max(highest, value ?? target), target)
   }
 
   /**
@@ -366,14 +422,14 @@ class ShardedStoreImpl implements ShardedStore {
    * unless a majority of all members answered. A write taken by a majority and a read answered by a
    * majority share at least one member, so no read misses a write that succeeded.
    */
-  private async onMajority<T>(call: (shard: Shard) => Promise<T>): Promise<T[]> {
+  private async onMajority<T>(call: (shard: Shard) => Promise<T>): Promise<{ shard: Shard; value: T }[]> {
     const outcomes = await Promise.allSettled(this.shards.map(call))
-    const answers: T[] = []
+    const answers: { shard: Shard; value: T }[] = []
     let failure: unknown
-    for (const outcome of outcomes) {
-      if (outcome.status === 'fulfilled') answers.push(outcome.value)
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === 'fulfilled') answers.push({ shard: this.shards[i]!, value: outcome.value })
       else failure ??= outcome.reason
-    }
+    })
     if (answers.length < this.majority) {
       throw new ShardUnavailableError(
         `shardedStore: stamps need a majority of members (${this.majority} of ${this.shards.length}), ${answers.length} answered: ${String(failure)}`,
@@ -594,6 +650,23 @@ class ShardedStoreImpl implements ShardedStore {
     for (const shard of this.shards) shard.stopReconnect?.()
     await Promise.allSettled(this.shards.map((shard) => shard.store.close()))
   }
+}
+
+const EPOCH_REGISTER = (prefix: string) => `${prefix}:stamp-epoch`
+
+function randomBootId(): string {
+  return randomBytes(9).toString('base64url')
+}
+
+/** A stamp epoch register's payload: the member's boot id, and the epoch raised when it was given (-1: none). */
+function bootBytes(id: string, raisedTo: number): Uint8Array {
+  return new TextEncoder().encode(`${id} ${raisedTo}`)
+}
+
+function parseBoot(bytes: Uint8Array): { id: string; raisedTo: number } {
+  const [id = '', raisedTo = '-1'] = new TextDecoder().decode(bytes).split(' ')
+  const n = Number(raisedTo)
+  return { id, raisedTo: Number.isFinite(n) ? n : -1 }
 }
 
 /** The member entry that holds a stamp. */
