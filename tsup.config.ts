@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', redis: 'src/redis.ts' },
+  entry: { index: 'src/index.ts', redis: 'src/redis.ts', memcached: 'src/memcached.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -12,6 +12,7 @@ export type CoherentErrorCode =
   | 'E_L2_TIMEOUT'
   | 'E_CIRCUIT_OPEN'
   | 'E_LOCK_TIMEOUT'
+  | 'E_SHARD_UNAVAILABLE'
 
 export class CoherentError extends Error {
   readonly code: CoherentErrorCode
@@ -77,5 +78,16 @@ export class LoaderTimeoutError extends CoherentError {
 export class LockTimeoutError extends CoherentError {
   constructor(key: string, waitedMs: number) {
     super('E_LOCK_TIMEOUT', `Waited ${waitedMs} ms for another node to load key ${JSON.stringify(key)}`)
+  }
+}
+
+/**
+ * shardedStore could not serve a key now: the member it belongs to is changing hands (ejected or
+ * re-admitted, see "Sharding without Redis Cluster" in the README), or no member could be asked for the
+ * ring's membership. The cache treats it like any L2 failure and degrades.
+ */
+export class ShardUnavailableError extends CoherentError {
+  constructor(message: string) {
+    super('E_SHARD_UNAVAILABLE', message)
   }
 }

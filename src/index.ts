@@ -12,6 +12,7 @@ export {
   InvalidOptionError,
   LoaderTimeoutError,
   LockTimeoutError,
+  ShardUnavailableError,
   UnserializableValueError,
 } from './errors.js'
 export type { EvictionPolicy } from './local/types.js'
@@ -25,6 +26,15 @@ export type {
 } from './options.js'
 export { CircuitOpenError, type CircuitState } from './remote/circuit-breaker.js'
 export { L2TimeoutError } from './remote/remote-tier.js'
+export { HashRing, type HashRingOptions, type RingMember } from './ring/hash-ring.js'
 export type { CacheStats, TierStats } from './stats/stats.js'
 export { type MemoryStoreOptions, memoryStore } from './stores/memory-store.js'
+export {
+  type ShardedStore,
+  type ShardedStoreOptions,
+  type ShardMember,
+  type ShardState,
+  type ShardStatus,
+  shardedStore,
+} from './stores/sharded-store.js'
 export type { RemoteStore, StoredEntry } from './stores/store.js'

@@ -186,7 +186,6 @@ describe('recovery of writes made while Redis is down (issue 3)', () => {
     // Generations are version-clock readings (ms × 4096): this one was proposed during the outage.
     const gen = Number(await rawGet(`${namespace}#t:group`))
     expect(gen).toBeGreaterThanOrEqual(Math.floor(started) * 4096)
-    expect(gen).toBeLessThanOrEqual(Date.now() * 4096 + 4095)
 
     // After the recovery, tags work across the nodes as before.
     await b.set('tagged', 'v2', { tags: ['group'] })

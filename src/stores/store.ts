@@ -26,9 +26,9 @@ export interface RemoteStore {
   /** Human-readable name for stats and errors, e.g. 'redis', 'redis-cluster', 'memory'. */
   readonly name: string
   /**
-   * True for a store made of members that applies timeouts and circuit breaking to each member itself
-   * (shardedStore): the cache then gives it no circuit breaker of its own, so one failing member cannot
-   * stop the others. @default false
+   * The store applies timeouts and circuit breaking per member itself (shardedStore: one breaker per
+   * member, so that one failing member does not cut off the others). The cache then gives it no circuit
+   * breaker of its own; its calls are still bounded by `l2Timeout`.
    */
   readonly guardsMembers?: boolean
   /** The live entry under `key`; undefined if there is none, it expired, or it is a tombstone. */

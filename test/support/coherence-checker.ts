@@ -41,6 +41,13 @@ export interface CheckerOptions {
   disruptionWindowMs?: number
   propagationMs: number
   l1TtlMs: number
+  /**
+   * Disruptions lose data, for up to this long after each one (an L2 server restarted empty, a
+   * shardedStore member re-admitted under a new generation some time after it was killed): a read may
+   * miss a value whose write began before such a loss could happen. It must still never return an older
+   * value.
+   */
+  lossWindowMs?: number
   seed?: number
   concurrency?: number
 }
@@ -173,7 +180,7 @@ class ChangeIndex {
 export function check(
   history: Op[],
   disruptions: number[],
-  options: Pick<CheckerOptions, 'propagationMs' | 'l1TtlMs' | 'disruptionWindowMs'>,
+  options: Pick<CheckerOptions, 'propagationMs' | 'l1TtlMs' | 'disruptionWindowMs' | 'lossWindowMs'>,
 ): Violation[] {
   const writesByValue = new Map<string, Op>()
   const keys = new Set<string>()
@@ -236,6 +243,9 @@ export function check(
     ] as const) {
       const set = sets.get(read.key)?.latestEndedBefore(read.start - bound)
       if (set === undefined || (guarantee === 1 && set.node !== read.node)) continue
+      const loss = options.lossWindowMs
+      if (loss !== undefined && sortedDisruptions.some((d) => d <= read.end && d + loss >= set.start))
+        continue
       const removed = removals.get(read.key)!.some((op) => op.end > set.start && op.start < read.end)
       if (!removed) {
         violations.push({ guarantee, read, because: set })
