@@ -32,6 +32,9 @@ export interface NodeFigures {
   l2Circuit: string
 }
 
+/** Notes the dashboard draws on its charts: the stretch while Redis is down is shaded. */
+export type NoteTag = 'outage-start' | 'outage-end'
+
 /** Lag percentiles in a sample are taken over the probes of the last few seconds (a window has few). */
 export const LAG_WINDOW_S = 5
 
@@ -82,7 +85,7 @@ export interface Summary {
 export type DemoEvent =
   | { type: 'scene'; scene: SceneMark }
   | { type: 'sample'; sample: Sample; fleet: NodeReport[] }
-  | { type: 'note'; t: number; text: string }
+  | { type: 'note'; t: number; text: string; tag?: NoteTag }
   | { type: 'end'; summary: Summary }
 
 const emptyTotals = (): Totals => ({
@@ -189,7 +192,7 @@ export function nodeFigures(
 export class Recorder {
   readonly samples: Sample[] = []
   readonly scenes: SceneMark[] = []
-  readonly notes: { t: number; text: string }[] = []
+  readonly notes: { t: number; text: string; tag?: NoteTag }[] = []
   /** The latest report of every node. */
   fleet: NodeReport[] = []
   private readonly listeners = new Set<(event: DemoEvent) => void>()
@@ -236,8 +239,8 @@ export class Recorder {
     return mark
   }
 
-  note(text: string): void {
-    const note = { t: this.elapsed(), text }
+  note(text: string, tag?: NoteTag): void {
+    const note = { t: this.elapsed(), text, ...(tag && { tag }) }
     this.notes.push(note)
     this.emit({ type: 'note', ...note })
   }

@@ -201,7 +201,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
       baseProfile,
       reportTtlMs: reportTtlFor(plan),
       reportQueryMs: REPORT_QUERY_MS,
-      say: (text) => recorder.note(text),
+      say: (text, tag) => recorder.note(text, tag),
       wait: (ms) => wait(ms, options.signal),
       fleet: () => fleetOf(nodes),
     }

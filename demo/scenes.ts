@@ -9,7 +9,7 @@
  */
 import type { DemoNode } from './fleet.js'
 import type { LoadGenerator, LoadProfile } from './load.js'
-import { percentile, type Recorder, ratio } from './metrics.js'
+import { type NoteTag, percentile, type Recorder, ratio } from './metrics.js'
 import type { NodeReport } from './node/service.js'
 import type { OutageControl } from './outage.js'
 
@@ -22,8 +22,8 @@ export interface SceneContext {
   baseProfile: LoadProfile
   reportTtlMs: number
   reportQueryMs: number
-  /** Prints a line under the scene's title (and puts it on the dashboard). */
-  say(text: string): void
+  /** Prints a line under the scene's title (and puts it on the dashboard; a tag is drawn on its charts). */
+  say(text: string, tag?: NoteTag): void
   /** Waits `ms`, or less if the demo is being stopped. */
   wait(ms: number): Promise<void>
   fleet(): Promise<NodeReport[]>
@@ -143,11 +143,11 @@ const outage: Scene = {
     await ctx.wait(duration * 0.2)
     const downAt = ctx.recorder.elapsed()
     await control.takeDown()
-    ctx.say('Redis is down')
+    ctx.say('Redis is down', 'outage-start')
     await ctx.wait(duration * 0.45)
     const upAt = ctx.recorder.elapsed()
     await control.bringBack()
-    ctx.say('Redis is back')
+    ctx.say('Redis is back', 'outage-end')
     const recovered = await waitForRecovery(ctx, duration * 0.35)
     await ctx.wait(duration * 0.35 - recovered)
     const down = ctx.recorder.samples.filter((s) => s.t > downAt && s.t <= upAt)

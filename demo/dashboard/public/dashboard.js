@@ -61,7 +61,18 @@ const cell = (text, className) => {
   return td
 }
 
-/** A uPlot plugin that draws a dashed line and the title where each scene starts. */
+/** The stretches while Redis was down: [from, to] in seconds (to: now, while it still is). */
+function outages() {
+  const stretches = []
+  for (const note of state.notes) {
+    if (note.tag === 'outage-start') stretches.push([note.t, null])
+    if (note.tag === 'outage-end' && stretches.length > 0) stretches.at(-1)[1] = note.t
+  }
+  const now = state.samples.at(-1)?.t ?? 0
+  return stretches.map(([from, to]) => [from, to ?? now])
+}
+
+/** A uPlot plugin that draws a dashed line and the id where each scene starts, and shades outages. */
 function sceneMarkers() {
   return {
     hooks: {
@@ -70,11 +81,22 @@ function sceneMarkers() {
           const { ctx, bbox } = u
           const ratio = window.devicePixelRatio || 1
           ctx.save()
+          ctx.font = `${11 * ratio}px system-ui, sans-serif`
+          ctx.textAlign = 'left'
+          ctx.textBaseline = 'alphabetic'
+          for (const [from, to] of outages()) {
+            const x0 = Math.max(bbox.left, u.valToPos(from, 'x', true))
+            const x1 = Math.min(bbox.left + bbox.width, u.valToPos(to, 'x', true))
+            if (x1 <= x0) continue
+            ctx.fillStyle = 'rgba(211, 63, 79, 0.10)'
+            ctx.fillRect(x0, bbox.top, x1 - x0, bbox.height)
+            ctx.fillStyle = '#b3261e'
+            ctx.fillText('Redis down', x0 + 4 * ratio, bbox.top + bbox.height - 6 * ratio)
+          }
           ctx.strokeStyle = '#9aa3b5'
           ctx.fillStyle = '#59607a'
           ctx.lineWidth = ratio
           ctx.setLineDash([4 * ratio, 4 * ratio])
-          ctx.font = `${11 * ratio}px system-ui, sans-serif`
           for (const scene of state.scenes) {
             const x = Math.round(u.valToPos(scene.t, 'x', true))
             if (x < bbox.left || x > bbox.left + bbox.width) continue
@@ -130,7 +152,10 @@ function createCharts() {
           x: { time: false, range: xRange },
           y: def.log ? { distr: 3, log: 10 } : def.range ? { range: def.range } : {},
         },
-        axes: [{ label: 'seconds', size: 36, labelSize: 14 }, { size: 52 }],
+        axes: [
+          { label: 'seconds', size: 36, labelSize: 14, grid: { stroke: '#eceef2', width: 1 } },
+          { size: 60, grid: { stroke: '#eceef2', width: 1 } },
+        ],
         series: [
           { label: 't' },
           ...nodes.map((id, i) => ({ label: id, stroke: COLORS[i % COLORS.length], width: 1.5 })),
@@ -256,9 +281,10 @@ events.addEventListener('scene', (message) => {
   render()
 })
 events.addEventListener('note', (message) => {
-  const { t, text } = JSON.parse(message.data)
-  state.notes.push({ t, text })
+  const { t, text, tag } = JSON.parse(message.data)
+  state.notes.push({ t, text, tag })
   renderNotes()
+  if (tag) renderCharts()
 })
 events.addEventListener('end', (message) => {
   state.summary = JSON.parse(message.data).summary
