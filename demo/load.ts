@@ -72,6 +72,8 @@ const PROBE_TIMEOUT_MS = 15_000
 // A probe reads again at once, then backs off up to this pause, so a long lag does not flood the node.
 const PROBE_MAX_PAUSE_MS = 50
 const REQUEST_TIMEOUT_MS = 5_000
+// The first failed requests are kept, to say what went wrong.
+const MAX_FAILURES_KEPT = 10
 
 export class LoadGenerator {
   private profile: LoadProfile
@@ -90,6 +92,8 @@ export class LoadGenerator {
   private next = 0
   private readonly inFlight = new Set<Promise<void>>()
   private probing: Promise<void> | undefined
+  /** The first failed requests (node, request, status and body or error). */
+  readonly failures: string[] = []
 
   constructor(
     private readonly nodes: readonly LoadTarget[],
@@ -239,13 +243,17 @@ export class LoadGenerator {
   /** One request; undefined (and an error counted) for anything but a 2xx answer. */
   private async send<T>(node: LoadTarget, method: string, path: string): Promise<T | undefined> {
     this.windowOf(node).requests++
+    let failure: string
     try {
       const { status, body } = await request(this.agent, method, node.url + path)
       if (status >= 200 && status < 300) return JSON.parse(body) as T
-    } catch {
-      // counted below
+      failure = `${status} ${body.slice(0, 200)}`
+    } catch (error) {
+      failure = String((error as Error)?.message ?? error)
     }
     this.windowOf(node).errors++
+    if (this.failures.length < MAX_FAILURES_KEPT)
+      this.failures.push(`${node.id} ${method} ${path}: ${failure}`)
     return undefined
   }
 }

@@ -225,6 +225,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
       await load.stop()
       await sampler.stop()
     }
+    if (load.failures.length > 0)
+      recorder.note(`failed requests (the first ${load.failures.length}): ${load.failures.join('; ')}`)
     return recorder.finish()
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {})

@@ -110,6 +110,11 @@ export async function startNodeService(options: NodeServiceOptions): Promise<Nod
   const counters = { requests: 0, errors: 0, reportLoads: 0 }
   const app = Fastify({ logger: false })
 
+  // A failure is answered with its message (and code), so the load generator can say what went wrong.
+  app.setErrorHandler(async (error: Error & { code?: string }, _request, reply) =>
+    reply.code(500).send({ error: error.message, code: error.code }),
+  )
+
   app.addHook('onResponse', async (_request, reply) => {
     counters.requests++
     if (reply.statusCode >= 500) counters.errors++
