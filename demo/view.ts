@@ -77,7 +77,7 @@ function progressBar(fraction: number, width: number): string {
 function plainLine(sample: Sample, staleSoFar: number, durationS: number): string {
   const f = sample.fleet
   return (
-    `[${sample.t.toFixed(0).padStart(3)}s/${durationS.toFixed(0)}s] ${sample.scene.padEnd(8)} ` +
+    `[${String(Math.floor(sample.t)).padStart(3)}s/${durationS.toFixed(0)}s] ${sample.scene.padEnd(8)} ` +
     `${num(f.requestsPerSec).padStart(6)} req/s · db ${num(f.dbQueriesPerSec, 1).padStart(6)} q/s ` +
     `(${pct(ratio(f.dbQueriesPerSec, f.requestsPerSec))}) · L1 ${pct(f.l1HitRate)} · L2 ${pct(f.l2HitRate)} · ` +
     `stale reads ${staleSoFar} · lag p50 ${lagMs(f.lagP50)} p99 ${lagMs(f.lagP99)}` +
