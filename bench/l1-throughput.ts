@@ -5,6 +5,7 @@
  * only its own entries in memory (and, under --expose-gc, starts on a collected heap).
  * Run: npm run bench:l1
  */
+import diagnosticsChannel from 'node:diagnostics_channel'
 import { BentoCache, bentostore } from 'bentocache'
 import { memoryDriver } from 'bentocache/drivers/memory'
 import { createCache as createCacheManager } from 'cache-manager'
@@ -55,6 +56,9 @@ let bento: BentoCache<{ memory: ReturnType<typeof bentostore> }> | undefined
 let manager: ReturnType<typeof createCacheManager> | undefined
 
 let sink = 0
+const countEvent = () => {
+  sink++
+}
 const results = await compare([
   {
     name: 'lru-cache get',
@@ -117,6 +121,23 @@ const results = await compare([
   coherentContender('coherent-cache get (tinylfu)', coherentOptions.tinylfu),
   coherentContender("coherent-cache get (tinylfu, isolation 'freeze')", coherentOptions.freeze),
   coherentContender('coherent-cache get (lru)', coherentOptions.lru),
+  {
+    // The same as the tinylfu row, with a subscriber on the hit channel: every hit builds and publishes an
+    // event. The tinylfu row (nobody subscribed) is what events cost when unused.
+    ...coherentContender(
+      'coherent-cache get (tinylfu, a diagnostics_channel subscriber on coherent-cache:hit)',
+      coherentOptions.tinylfu,
+    ),
+    async prepare() {
+      diagnosticsChannel.subscribe('coherent-cache:hit', countEvent)
+      coherent = await fillCoherent(coherentOptions.tinylfu)
+    },
+    async release() {
+      diagnosticsChannel.unsubscribe('coherent-cache:hit', countEvent)
+      await coherent?.close()
+      coherent = undefined
+    },
+  },
   {
     name: `coherent-cache get (tinylfu, a tag invalidated every ${TAG_EVERY.toLocaleString()} gets)`,
     async prepare() {

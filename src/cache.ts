@@ -6,6 +6,7 @@
 import { inspect } from 'node:util'
 import { shortcutFor, shortcutTag } from './entry/entry.js'
 import { CacheClosedError, InvalidOptionError } from './errors.js'
+import type { NodeReport } from './fleet/fleet.js'
 import {
   childPath,
   MAX_NAMESPACE_DEPTH,
@@ -31,6 +32,7 @@ import {
 import { CacheRuntime } from './runtime.js'
 import { cloneValue } from './serialization/clone.js'
 import { encode } from './serialization/codec.js'
+import { hitChannel } from './stats/events.js'
 import { type CacheStats, snapshot } from './stats/stats.js'
 
 /**
@@ -77,6 +79,7 @@ export class Cache {
       const shortcut = l1.getShortcut(rel, 2 * coherence.namespaceEpoch, 2 * coherence.stampEpoch + 1)
       if (shortcut !== undefined) {
         rt.counters.l1Hits++
+        if (hitChannel.hasSubscribers) this.hitEvent(key)
         // Copy mode: the value, copied for this caller. Freeze mode: a promise of the frozen value.
         return (rt.copiesOnRead ? Promise.resolve(cloneValue(shortcut)) : shortcut) as Promise<T | undefined>
       }
@@ -109,6 +112,7 @@ export class Cache {
         rt.coherence.isCurrent(entry.stampKeys, entry.stampGens)
       ) {
         rt.counters.l1Hits++
+        if (hitChannel.hasSubscribers) this.hitEvent(key)
         // Found current now: its shortcut (if it has one) answers the next hits until a stamp rises.
         if (shortcutFor(entry, rt.copiesOnRead)) l1.renewShortcut(rel, shortcutTag(entry, rt.coherence))
         return Promise.resolve((entry.frozen ? entry.value : cloneValue(entry.value)) as T)
@@ -178,12 +182,14 @@ export class Cache {
     this.assertOpen()
     const valid = validateTags(tags, 'tags') ?? []
     if (valid.length === 0) return
+    this.rt.counters.tagInvalidations += valid.length
     await this.rt.writes.bumpStamps(valid.map(tagStamp))
   }
 
   /** Invalidates every entry of this namespace (and its children), on every node. */
   async clear(): Promise<void> {
     this.assertOpen()
+    this.rt.counters.clears++
     if (this.ns.path === '') this.rt.l1Writer.clear()
     await this.rt.writes.bumpStamps([namespaceStamp(this.ns.path)])
   }
@@ -201,10 +207,27 @@ export class Cache {
     return snapshot(this.rt)
   }
 
+  /**
+   * What every live node of the fleet last reported in its heartbeat (this one first, fresh), so that one
+   * node can show the whole fleet's hit rates and health. Without a bus, or with fleet: false, only this
+   * node. Nodes not heard from for fleet.timeout drop out.
+   */
+  fleet(): NodeReport[] {
+    const fleet = this.rt.fleet
+    if (fleet === undefined || this.rt.options.bus === undefined) {
+      return fleet === undefined ? [] : fleet.view().filter((report) => report.self)
+    }
+    return fleet.view()
+  }
+
   /** Stops timers, retries pending writes once, closes the store and bus. Loads in flight are not awaited. */
   async close(): Promise<void> {
     if (this.ns.path !== '') return
     await this.rt.close()
+  }
+
+  private hitEvent(key: string): void {
+    hitChannel.publish({ namespace: this.rt.options.namespace, path: this.ns.path, key, tier: 'l1' })
   }
 
   private assertOpen(): void {

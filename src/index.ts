@@ -15,6 +15,7 @@ export {
   ShardUnavailableError,
   UnserializableValueError,
 } from './errors.js'
+export type { NodeReport } from './fleet/fleet.js'
 export type { EvictionPolicy } from './local/types.js'
 export type {
   CacheOptions,
@@ -27,6 +28,7 @@ export type {
 export { CircuitOpenError, type CircuitState } from './remote/circuit-breaker.js'
 export { L2TimeoutError } from './remote/remote-tier.js'
 export { HashRing, type HashRingOptions, type RingMember } from './ring/hash-ring.js'
+export type { LagSummary } from './stats/lag.js'
 export type { CacheStats, TierStats } from './stats/stats.js'
 export { type MemoryStoreOptions, memoryStore } from './stores/memory-store.js'
 export {

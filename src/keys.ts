@@ -87,6 +87,14 @@ export function relKey(ns: NamespaceState, key: string): string {
   return key.charCodeAt(0) === 1 ? NAMESPACE_MARK + key : key
 }
 
+/** The inverse of relKey: the namespace path and the caller's key (for events and logs). */
+export function splitRel(rel: string): { path: string; key: string } {
+  if (rel.charCodeAt(0) !== 1) return { path: '', key: rel }
+  if (rel.charCodeAt(1) === 1) return { path: '', key: rel.slice(1) }
+  const end = rel.indexOf(NAMESPACE_MARK, 1)
+  return end === -1 ? { path: '', key: rel } : { path: rel.slice(1, end), key: rel.slice(end + 1) }
+}
+
 export const ROOT_NAMESPACE: NamespaceState = { path: '', prefix: '', stampKeys: [ROOT_STAMP] }
 
 /** The state of the namespace at `path` ('' is the root). Made afresh: nothing remembers paths. */

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import type { Bus } from './bus/bus.js'
 import { type Clock, systemClock } from './clock.js'
 import { MAX_TAGS } from './coherence/envelope.js'
@@ -96,6 +97,12 @@ export interface CacheOptions {
   earlyRefresh?: { beta?: number } | false
   /** With lock: 'distributed': lease and waiting. */
   distributedLock?: DistributedLockOptions
+  /**
+   * The fleet view (cache.fleet()): each node publishes a heartbeat on the bus every `interval`; nodes not
+   * heard from for `timeout` drop out. `name` names this node in it. `false`: no heartbeats.
+   * @default { interval: '5s', timeout: 3 × interval, name: '<hostname>:<pid>' }
+   */
+  fleet?: { interval?: Duration; timeout?: Duration; name?: string } | false
   /** Time source (inject a ManualClock in tests). @default Date.now */
   clock?: Clock
   /** Random source in [0, 1) used for jitter. @default Math.random */
@@ -165,11 +172,13 @@ export interface ResolvedOptions {
     pollInterval: number
     onTimeout: 'load' | 'stale'
   }
+  fleet: { intervalMs: number; timeoutMs: number; name: string } | false
   clock: Clock
   random: () => number
 }
 
 const KNOWN_OPTIONS = new Set([
+  'fleet',
   'namespace',
   'ttl',
   'jitter',
@@ -262,9 +271,37 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     refreshAhead: resolveRefreshAhead(options.refreshAhead, 'refreshAhead'),
     earlyRefreshBeta: resolveEarlyRefresh(options.earlyRefresh),
     distributedLock: resolveDistributedLock(options.distributedLock),
+    fleet: resolveFleet(options.fleet),
     clock,
     random,
   }
+}
+
+function resolveFleet(given: CacheOptions['fleet']): ResolvedOptions['fleet'] {
+  if (given === false) return false
+  const options = given ?? {}
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError(
+      'fleet',
+      `must be { interval, timeout, name } or false, got ${describe(given)}`,
+    )
+  }
+  const intervalMs = parseDuration(options.interval ?? '5s', 'fleet.interval', {
+    allowZero: false,
+    max: MAX_TIMER_MS,
+  })
+  const timeoutMs =
+    options.timeout === undefined
+      ? 3 * intervalMs
+      : parseDuration(options.timeout, 'fleet.timeout', { allowZero: false })
+  const name = options.name ?? `${hostname()}:${process.pid}`
+  if (typeof name !== 'string' || name.length === 0 || name.length > 128) {
+    throw new InvalidOptionError(
+      'fleet.name',
+      `must be a string of 1 to 128 characters, got ${describe(name)}`,
+    )
+  }
+  return { intervalMs, timeoutMs, name }
 }
 
 function resolvePositiveInteger(given: unknown, name: string): number {

@@ -12,6 +12,7 @@ import { Lifetimes } from './coherence/lifetimes.js'
 import { Stamps } from './coherence/stamps.js'
 import type { L1Entry } from './entry/entry.js'
 import { L1Writer } from './entry/l1-writer.js'
+import { Fleet } from './fleet/fleet.js'
 import { KeyNames, ROOT_STAMP } from './keys.js'
 import { LoadPath } from './load/load-path.js'
 import { LocalTier } from './local/local-tier.js'
@@ -21,7 +22,7 @@ import { CircuitBreaker } from './remote/circuit-breaker.js'
 import { RemoteTier } from './remote/remote-tier.js'
 import { DistributedLease } from './stampede/lease.js'
 import { circuitChannel } from './stats/events.js'
-import { StatsCounters } from './stats/stats.js'
+import { StatsCounters, snapshot } from './stats/stats.js'
 import { OutageQueue } from './write/outage-queue.js'
 import { UnsentWrites } from './write/unsent-writes.js'
 import { WritePath } from './write/write-path.js'
@@ -59,6 +60,8 @@ export class CacheRuntime {
   readonly loads: LoadPath
   /** With lock: 'distributed'. */
   readonly lease: DistributedLease | undefined
+  /** The fleet view (heartbeats), unless fleet: false. */
+  readonly fleet: Fleet | undefined
   private readonly ready: Promise<void>
   private readonly maintenanceTimer: NodeJS.Timeout
 
@@ -127,6 +130,8 @@ export class CacheRuntime {
       l1: this.l1Writer,
       unsent: this.unsent,
       counters: this.counters,
+      clock,
+      onHeartbeat: (message) => this.fleet?.receive(message),
       onKeyWritten: (rel) => this.lease?.wake(rel),
       onReconnected: () => void this.outage.retry(),
       isClosed: () => this.closed,
@@ -147,7 +152,26 @@ export class CacheRuntime {
     this.writes = new WritePath(this)
     this.lease = options.lock === 'distributed' ? new DistributedLease(this) : undefined
     this.loads = new LoadPath(this)
+    this.fleet =
+      options.fleet === false
+        ? undefined
+        : new Fleet({
+            nodeId: this.coherence.nodeId,
+            name: options.fleet.name,
+            clock,
+            intervalMs: options.fleet.intervalMs,
+            timeoutMs: options.fleet.timeoutMs,
+            counters: this.counters,
+            stats: () => snapshot(this),
+            publish: (bytes) => this.invalidations.publishRaw(bytes),
+          })
     this.ready = this.invalidations.subscribe()
+    // Heartbeats start once the subscription is live: the first one says the bus is connected.
+    if (bus !== undefined && this.fleet !== undefined)
+      this.ready.then(
+        () => this.fleet?.start(),
+        () => {},
+      )
     this.ready.catch(() => {})
     this.maintenanceTimer = setInterval(() => this.maintain(), MAINTENANCE_INTERVAL_MS)
     this.maintenanceTimer.unref()
@@ -166,6 +190,7 @@ export class CacheRuntime {
     if (this.closed) return
     this.closed = true
     clearInterval(this.maintenanceTimer)
+    this.fleet?.stop()
     this.remote?.close()
     // Loads in flight are the application's: close() does not wait for them (a hung loader would hang
     // it). If one finishes later, its writes fail quietly against the closed tiers.

@@ -10,13 +10,15 @@
  * that is not plausible (hlc.ts) is never observed and counted in `rejected`; the key it names is still
  * invalidated here (a miss is harmless), a stamp is left as it is.
  */
+
+import type { Clock } from '../clock.js'
 import type { Coherence } from '../coherence/coherence.js'
 import type { Stamps } from '../coherence/stamps.js'
 import type { L1Writer } from '../entry/l1-writer.js'
-import { isNamespaceStamp, ROOT_STAMP } from '../keys.js'
+import { isNamespaceStamp, ROOT_STAMP, splitRel } from '../keys.js'
 import type { CircuitBreaker } from '../remote/circuit-breaker.js'
 import { L2TimeoutError } from '../remote/remote-tier.js'
-import { busChannel } from '../stats/events.js'
+import { busChannel, invalidationChannel } from '../stats/events.js'
 import type { StatsCounters } from '../stats/stats.js'
 import { withTimeout } from '../timeouts.js'
 import type { UnsentWrites } from '../write/unsent-writes.js'
@@ -24,6 +26,8 @@ import type { Bus, BusStatus, BusSubscription } from './bus.js'
 import {
   decodeMessage,
   encodeMessage,
+  HEARTBEAT_KIND,
+  type HeartbeatMessage,
   type InvalidationMessage,
   MAX_MESSAGE_BYTES,
   MessageKind,
@@ -43,8 +47,11 @@ export interface InvalidationsParts {
   l1: L1Writer
   unsent: UnsentWrites
   counters: StatsCounters
+  clock: Clock
   /** Another node wrote or deleted `rel` (wakes lease waiters). */
   onKeyWritten: (rel: string) => void
+  /** A heartbeat of another node (fleet/fleet.ts). */
+  onHeartbeat: (message: HeartbeatMessage) => void
   /** The subscription is live again after it was lost (or live for the first time): retry what waits. */
   onReconnected: () => void
   isClosed: () => boolean
@@ -71,22 +78,32 @@ export class Invalidations {
 
   /** Publishes an invalidation; false (and counted) if the bus could not take it. */
   async publish(message: InvalidationMessage): Promise<boolean> {
-    const { bus, breaker, channel, publishTimeoutMs, counters } = this.parts
+    const { bus, counters } = this.parts
     if (bus === undefined) return true
+    const sent = await this.publishRaw(encodeMessage(message))
+    if (sent) counters.busPublished++
+    else counters.busPublishErrors++
+    return sent
+  }
+
+  /**
+   * Publishes bytes (an invalidation, or a heartbeat, which is not counted with them); false if the bus
+   * could not take them. Bounded like every L2 call: a bus that accepts the connection but never answers
+   * (a frozen Redis) must not hang the write that announces, nor a load's single flight that waits for it.
+   */
+  async publishRaw(bytes: Uint8Array): Promise<boolean> {
+    const { bus, breaker, channel, publishTimeoutMs } = this.parts
+    if (bus === undefined) return false
+    const send = () =>
+      withTimeout(
+        bus.publish(channel, bytes),
+        publishTimeoutMs,
+        () => new L2TimeoutError('bus publish', publishTimeoutMs),
+      )
     try {
-      // Bounded like every L2 call: a bus that accepts the connection but never answers (a frozen Redis)
-      // must not hang the write that announces, nor a load's single flight that waits for it.
-      const send = () =>
-        withTimeout(
-          bus.publish(channel, encodeMessage(message)),
-          publishTimeoutMs,
-          () => new L2TimeoutError('bus publish', publishTimeoutMs),
-        )
       await (breaker ? breaker.run(send) : send())
-      counters.busPublished++
       return true
     } catch {
-      counters.busPublishErrors++
       return false
     }
   }
@@ -134,7 +151,7 @@ export class Invalidations {
       counters.busDropped++
       return
     }
-    let message: InvalidationMessage | typeof UNKNOWN_KIND
+    let message: InvalidationMessage | HeartbeatMessage | typeof UNKNOWN_KIND
     try {
       message = decodeMessage(bytes)
     } catch {
@@ -146,6 +163,10 @@ export class Invalidations {
       return
     }
     if (message.origin.equals(coherence.nodeId)) return
+    if (message.kind === HEARTBEAT_KIND) {
+      this.parts.onHeartbeat(message)
+      return
+    }
     counters.busReceived++
     this.apply(message)
   }
@@ -154,6 +175,18 @@ export class Invalidations {
   private apply(message: InvalidationMessage): void {
     const { coherence, l1, unsent, counters, stamps } = this.parts
     const { names, numbers } = message
+    // Lag: this node's clock against the writer's, which its version or generation carries (lag.ts).
+    const written =
+      numbers.length > 0 && coherence.versions.plausible(numbers[0]!) ? numbers[0]! / 4096 : undefined
+    if (written !== undefined) counters.lag.record(this.parts.clock.now() - Math.floor(written))
+    if (invalidationChannel.hasSubscribers) {
+      invalidationChannel.publish({
+        namespace: this.parts.namespace,
+        kind: message.kind === MessageKind.Keys ? 'keys' : 'stamps',
+        names: message.kind === MessageKind.Keys ? names.map(splitRel) : names,
+        lagMs: written === undefined ? undefined : Math.max(0, this.parts.clock.now() - Math.floor(written)),
+      })
+    }
     if (message.kind === MessageKind.Keys) {
       for (let i = 0; i < names.length; i++) {
         const rel = names[i]!

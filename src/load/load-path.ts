@@ -22,6 +22,7 @@ import type { Loader, LoadOptions } from '../options.js'
 import type { CacheRuntime } from '../runtime.js'
 import { encode } from '../serialization/codec.js'
 import { SingleFlight } from '../stampede/single-flight.js'
+import { loadChannel, staleChannel } from '../stats/events.js'
 import { within } from '../timeouts.js'
 import type { Written } from '../write/write-path.js'
 
@@ -50,6 +51,7 @@ export class LoadPath {
     const now = rt.options.clock.now()
     if (found?.fresh) {
       if (this.refreshDue(found.entry, opts.refreshAhead, now) && !this.flights.has(rel)) {
+        rt.counters.refreshes++
         this.load(rel, key, loader, opts, ns, found.entry).catch(() => {})
       }
       return handOut(found.entry) as T
@@ -57,14 +59,20 @@ export class LoadPath {
     const stale = found !== undefined && now < found.entry.staleUntil ? found.entry : undefined
     if (stale !== undefined) {
       const lastFailure = this.failures.get(rel)
+      let outcome: Awaited<ReturnType<typeof within<Written | undefined>>> | undefined
       if (lastFailure === undefined || now - lastFailure >= rt.options.failSafeThrottle) {
-        const outcome = await within(this.load(rel, key, loader, opts, ns, stale), opts.soft)
+        outcome = await within(this.load(rel, key, loader, opts, ns, stale), opts.soft)
         if (outcome.status === 'done' && outcome.value !== undefined) {
           await this.landed(outcome.value, deadline)
           return handOut(outcome.value.entry) as T
         }
       }
       rt.counters.staleServed++
+      if (staleChannel.hasSubscribers) {
+        // Not loaded: the loader failed, or failed recently (throttled); or it is still running.
+        const reason = outcome === undefined || outcome.status === 'failed' ? 'fail-safe' : 'grace'
+        rt.reads.event(staleChannel, rel, { reason })
+      }
       return handOut(stale) as T
     }
     const outcome = await within(this.load(rel, key, loader, opts, ns, undefined), opts.hard)
@@ -147,11 +155,17 @@ export class LoadPath {
     } catch (err) {
       counters.loaderErrors++
       this.failures.set(rel, options.clock.now())
+      if (loadChannel.hasSubscribers) {
+        rt.reads.event(loadChannel, rel, { ms: options.clock.now() - started, outcome: 'error', error: err })
+      }
       throw err
     }
     this.failures.delete(rel)
-    if (value === undefined) return undefined
     const loadMs = options.clock.now() - started
+    if (loadChannel.hasSubscribers) {
+      rt.reads.event(loadChannel, rel, { ms: loadMs, outcome: value === undefined ? 'undefined' : 'value' })
+    }
+    if (value === undefined) return undefined
     // A fresh L2 budget: the caller's may have been spent while the loader ran, and a write that cannot
     // even start would leave the value unshared (and, under a distributed lock, let the next node load).
     return rt.writes.write(rel, value, encode(value), opts, ns, { token, version, loadMs }, rt.deadline())

@@ -12,12 +12,15 @@
  * - trust (guarantee 2): while the bus is down L1 is not read, except when L2 cannot answer either;
  * - degradation (guarantee 5): an L2 failure is answered from what this node has, marked degraded.
  */
+import type { Channel } from 'node:diagnostics_channel'
 import type { DecodedEnvelope } from '../coherence/envelope.js'
 import { decodeEnvelope } from '../coherence/envelope.js'
 import { createEntry, handOut, type L1Entry } from '../entry/entry.js'
 import { CorruptEntryError } from '../errors.js'
+import { splitRel } from '../keys.js'
 import type { CacheRuntime } from '../runtime.js'
 import { decode } from '../serialization/codec.js'
+import { hitChannel, missChannel, staleChannel } from '../stats/events.js'
 import type { StoredEntry } from '../stores/store.js'
 import type { UnsentWrite } from '../write/unsent-writes.js'
 import type { Written } from '../write/write-path.js'
@@ -52,7 +55,13 @@ export class ReadPath {
     if (!found.degraded) return undefined
     // Fail-safe: L2 cannot answer, so a stale value within grace is better than nothing.
     this.rt.counters.staleServed++
+    if (staleChannel.hasSubscribers) this.event(staleChannel, rel, { reason: 'l2-unavailable' })
     return handOut(found.entry)
+  }
+
+  /** Publishes a diagnostics event about `rel` (callers check hasSubscribers first). */
+  event(channel: Channel, rel: string, fields: object): void {
+    channel.publish({ namespace: this.rt.options.namespace, ...splitRel(rel), ...fields })
   }
 
   /**
@@ -101,6 +110,7 @@ export class ReadPath {
       if (entry !== undefined && coherence.isCurrent(entry.stampKeys, entry.stampGens)) {
         if (coherence.trusted && now < entry.freshUntil) {
           counters.l1Hits++
+          if (hitChannel.hasSubscribers) this.event(hitChannel, rel, { tier: 'l1' })
           return { entry, fresh: true, degraded: false }
         }
         candidate = entry
@@ -108,8 +118,12 @@ export class ReadPath {
       counters.l1Misses++
     }
     if (remote === undefined) {
-      if (candidate === undefined) return undefined
+      if (candidate === undefined) {
+        if (missChannel.hasSubscribers) this.event(missChannel, rel, {})
+        return undefined
+      }
       const trusted = coherence.trusted
+      if (!trusted) counters.l1DegradedHits++
       return { entry: candidate, fresh: trusted && now < candidate.freshUntil, degraded: !trusted }
     }
     let fromL2: Lookup
@@ -119,14 +133,21 @@ export class ReadPath {
       if (!(err instanceof CorruptEntryError)) {
         counters.l2Errors++
         // L2 is down or slow: answer from what this node has, trusted or not.
-        return candidate && { entry: candidate, fresh: now < candidate.freshUntil, degraded: true }
+        if (candidate === undefined) return undefined
+        counters.l1DegradedHits++
+        return { entry: candidate, fresh: now < candidate.freshUntil, degraded: true }
       }
       // L2 answered with garbage (guarantee 7): dropped, counted, and read as a miss.
       counters.l2Corrupt++
       fromL2 = undefined
     }
-    if (fromL2?.fresh) counters.l2Hits++
-    else counters.l2Misses++
+    if (fromL2?.fresh) {
+      counters.l2Hits++
+      if (hitChannel.hasSubscribers) this.event(hitChannel, rel, { tier: 'l2' })
+    } else {
+      counters.l2Misses++
+      if (missChannel.hasSubscribers) this.event(missChannel, rel, {})
+    }
     if (candidate !== undefined && (fromL2 === undefined || candidate.version > fromL2.entry.version)) {
       // Only a stale (or untrusted) L1 entry remains, and L2 has nothing newer.
       return coherence.trusted && now < candidate.staleUntil

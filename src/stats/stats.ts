@@ -4,11 +4,20 @@
  * stats() is called, and exporters read the snapshot when they are scraped.
  */
 import type { CacheRuntime } from '../runtime.js'
+import { LagHistogram, type LagSummary } from './lag.js'
 
 /** Counters kept by one cache (shared by its namespaces). Plain fields: incrementing one is the whole cost. */
 export class StatsCounters {
   l1Hits = 0
   l1Misses = 0
+  l1DegradedHits = 0
+  sets = 0
+  deletes = 0
+  tagInvalidations = 0
+  clears = 0
+  refreshes = 0
+  /** How long invalidations from other nodes took to arrive (lag.ts). */
+  readonly lag = new LagHistogram()
   l2Hits = 0
   l2Misses = 0
   l2Errors = 0
@@ -39,7 +48,17 @@ export interface TierStats {
 }
 
 export interface CacheStats {
-  l1: TierStats & { size: number; bytes: number; evictions: { size: number; expired: number } }
+  /** The cache's (root) namespace. */
+  namespace: string
+  l1: TierStats & {
+    size: number
+    bytes: number
+    evictions: { size: number; expired: number }
+    /** Answers from L1 while L2 could not be asked (Redis down, or no L2 while the bus is down). */
+    degradedHits: number
+  }
+  /** Writes made on this node: set (and write-through), deletes, tag invalidations, clears. */
+  writes: { sets: number; deletes: number; tagInvalidations: number; clears: number }
   l2: TierStats & {
     errors: number
     /**
@@ -65,6 +84,8 @@ export interface CacheStats {
     /** lock: 'distributed': leases this node won, and waits for another node's load. */
     leasesAcquired: number
     leaseWaits: number
+    /** Background refreshes started by refreshAhead or early refresh. */
+    refreshes: number
   }
   staleServed: number
   /** Fills (from L2 or a loader) not stored in L1 because an invalidation overtook them. */
@@ -83,6 +104,8 @@ export interface CacheStats {
     rejected: number
     publishErrors: number
     reconnects: number
+    /** From a write on another node (its version's clock reading) to its invalidation arriving here, in ms. */
+    lag: LagSummary
     connected: boolean
     circuit: 'closed' | 'open' | 'half-open'
   }
@@ -103,6 +126,7 @@ export function hitRate(hits: number, misses: number): number {
 export function snapshot(rt: CacheRuntime): CacheStats {
   const { counters: c, l1, loads, coherence, remote, invalidations, outage, options } = rt
   return {
+    namespace: options.namespace,
     l1: {
       hits: c.l1Hits,
       misses: c.l1Misses,
@@ -110,7 +134,9 @@ export function snapshot(rt: CacheRuntime): CacheStats {
       size: l1?.size ?? 0,
       bytes: l1?.bytes ?? 0,
       evictions: { size: l1?.stats.evictedBySize ?? 0, expired: l1?.stats.expired ?? 0 },
+      degradedHits: c.l1DegradedHits,
     },
+    writes: { sets: c.sets, deletes: c.deletes, tagInvalidations: c.tagInvalidations, clears: c.clears },
     l2: {
       hits: c.l2Hits,
       misses: c.l2Misses,
@@ -128,6 +154,7 @@ export function snapshot(rt: CacheRuntime): CacheStats {
       coalesced: loads.flights.coalesced,
       leasesAcquired: c.leasesAcquired,
       leaseWaits: c.leaseWaits,
+      refreshes: c.refreshes,
     },
     staleServed: c.staleServed,
     staleFillsRefused: c.staleFillsRefused,
@@ -139,6 +166,7 @@ export function snapshot(rt: CacheRuntime): CacheStats {
       rejected: c.busRejected,
       publishErrors: c.busPublishErrors,
       reconnects: c.busReconnects,
+      lag: c.lag.summary(),
       connected: invalidations.connected || (options.bus === undefined && coherence.trusted),
       circuit: invalidations.breaker?.state ?? 'closed',
     },

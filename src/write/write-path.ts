@@ -17,6 +17,7 @@ import { type NamespaceState, tagStamp } from '../keys.js'
 import type { WriteOptions } from '../options.js'
 import type { CacheRuntime } from '../runtime.js'
 import { cloneValue } from '../serialization/clone.js'
+import { deleteChannel, setChannel } from '../stats/events.js'
 
 /** What a write produced: the entry its callers get at once, and the write that stores it in the tiers. */
 export interface Written {
@@ -83,6 +84,7 @@ export class WritePath {
       return { entry, done: this.writeTiers(rel, entry, ns, payload, ticket, ticket.token, deadline) }
     }
     // A set: fills of this key in flight must not land over it, and it is itself a fill of L1.
+    rt.counters.sets++
     rt.coherence.markKey(rel, Number.POSITIVE_INFINITY)
     return {
       entry,
@@ -97,6 +99,7 @@ export class WritePath {
     const { coherence, remote, l1Writer, outage, unsent, lifetimes, keys } = this.rt
     const proposed = coherence.versions.next()
     const versions = rels.map(() => proposed)
+    this.rt.counters.deletes += rels.length
     for (const rel of rels) {
       coherence.markKey(rel, Number.POSITIVE_INFINITY)
       l1Writer.delete(rel)
@@ -120,6 +123,7 @@ export class WritePath {
             this.rt.counters.l2Errors++
             outage.queueDelete(rel, proposed)
           }
+          if (deleteChannel.hasSubscribers) this.rt.reads.event(deleteChannel, rel, {})
         }),
       )
     }
@@ -221,6 +225,9 @@ export class WritePath {
         // later, unless L2 holds something newer by then.
         outage.queueSet(rel, entry, bytes, l2Ttl)
         l1Writer.store(rel, entry, payload.length, token)
+        if (ticket === undefined && setChannel.hasSubscribers) {
+          rt.reads.event(setChannel, rel, { version: entry.version, queued: true })
+        }
         return
       }
     }
@@ -233,6 +240,9 @@ export class WritePath {
     // resolved, and this node's next read would return it (guarantee 1). Marked after the store above,
     // which the mark would otherwise refuse.
     coherence.markKey(rel, entry.version)
+    if (ticket === undefined && setChannel.hasSubscribers) {
+      rt.reads.event(setChannel, rel, { version: entry.version, queued: false })
+    }
     await outage.announceKeys([rel], [entry.version])
   }
 

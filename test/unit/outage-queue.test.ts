@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Bus } from '../../src/bus/bus.js'
 import { Invalidations } from '../../src/bus/invalidations.js'
 import { memoryBus } from '../../src/bus/memory-bus.js'
-import { decodeMessage, type InvalidationMessage, UNKNOWN_KIND } from '../../src/bus/wire.js'
+import { decodeMessage, HEARTBEAT_KIND, type InvalidationMessage, UNKNOWN_KIND } from '../../src/bus/wire.js'
 import { ManualClock } from '../../src/clock.js'
 import { Coherence } from '../../src/coherence/coherence.js'
 import { Lifetimes } from '../../src/coherence/lifetimes.js'
@@ -56,7 +56,7 @@ async function setUp(limit = 100) {
     keys.channel,
     (bytes) => {
       const message = decodeMessage(bytes)
-      if (message !== UNKNOWN_KIND) published.push(message)
+      if (message !== UNKNOWN_KIND && message.kind !== HEARTBEAT_KIND) published.push(message)
     },
     () => {},
   )
@@ -78,6 +78,8 @@ async function setUp(limit = 100) {
     l1,
     unsent,
     counters,
+    clock,
+    onHeartbeat: () => {},
     onKeyWritten: () => {},
     onReconnected: () => {},
     isClosed: () => false,

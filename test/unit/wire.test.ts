@@ -35,7 +35,7 @@ describe('bus wire format', () => {
 
   it('a kind this node does not know is UNKNOWN_KIND, not corrupt, whatever its body', () => {
     const bytes = encodeMessage({ kind: MessageKind.Keys, origin, names: ['k'], numbers: [1] })
-    for (const kind of [0, 3, 9, 255]) {
+    for (const kind of [0, 4, 9, 255]) {
       const unknown = Buffer.from(bytes)
       unknown[1] = kind
       expect(decodeMessage(unknown)).toBe(UNKNOWN_KIND)
@@ -77,14 +77,14 @@ describe('bus wire format', () => {
     try {
       await Promise.all([a.ready(), b.ready()])
       await b.set('k', 'b')
-      const heartbeat = encodeMessage({
+      const newer = encodeMessage({
         kind: MessageKind.Keys,
         origin,
         names: ['k'],
         numbers: [Number.MAX_SAFE_INTEGER],
       })
-      heartbeat[1] = 3 // a kind from a newer node: it would have invalidated k, were it a keys message
-      await bus.publish('coherent:wire', heartbeat)
+      newer[1] = 4 // a kind from a newer node: it would have invalidated k, were it a keys message
+      await bus.publish('coherent:wire', newer)
       await bus.publish('coherent:wire', Buffer.from([WIRE_VERSION, MessageKind.Keys, 1, 2])) // corrupt
       await settle()
       expect(b.stats().bus).toMatchObject({ unknown: 1, dropped: 1, received: 0 })
