@@ -269,6 +269,11 @@ export class RedisConnection {
   private readonly reconnectListeners = new Set<{ listener: () => void }>()
   /** Detaches the reconnect watch from the client; set while watching. */
   private unwatch: (() => void) | undefined
+  /**
+   * Aborted by close(): every socket of every client this connection creates carries its signal, so none
+   * outlives close(), not even one node-redis was still opening (see close()).
+   */
+  private readonly sockets = new AbortController()
 
   constructor(
     readonly options: RedisConnectionOptions,
@@ -315,11 +320,7 @@ export class RedisConnection {
     if (from === undefined)
       throw new Error(`${this.owner}: a Cluster connection needs the node to connect to`)
     return from.duplicate({
-      socket: {
-        ...from.options.socket,
-        connectTimeout: this.connectTimeout,
-        reconnectStrategy: this.reconnectStrategy(),
-      } as RedisSocketOptions,
+      socket: this.socketOptions(from.options.socket as RedisSocketOptions),
       disableOfflineQueue: true,
       // Not inherited from an application client: they make no sense on a subscriber connection, and a
       // PING there can interleave with subscription replies.
@@ -347,20 +348,29 @@ export class RedisConnection {
     return this.ready().then(() => this.dispatch(key, args, readonly))
   }
 
+  /**
+   * Lets operations already sent finish (at most CLOSE_GRACE_MS), then drops every connection this
+   * connection opened. A client still making its first connection is dropped too: node-redis' destroy()
+   * does not close a socket it is still opening (the TCP connect completes afterwards, unowned, and keeps
+   * the process alive), which is why every socket of ours also carries an abort signal.
+   */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     this.reconnectListeners.clear()
     this.stopWatching()
     const client = this.client
-    if (!this.owned || client === undefined) return
-    if (this.inflight > 0) {
-      await Promise.race([
-        new Promise<void>((resolve) => (this.onIdle = resolve)),
-        unrefSleep(CLOSE_GRACE_MS),
-      ])
+    if (this.owned && client !== undefined) {
+      if (this.inflight > 0) {
+        await Promise.race([
+          new Promise<void>((resolve) => (this.onIdle = resolve)),
+          unrefSleep(CLOSE_GRACE_MS),
+        ])
+      }
+      destroyClient(client)
     }
-    destroyClient(client)
+    // Sockets still being opened, and those of dedicated (bus subscriber) clients of ours.
+    this.sockets.abort()
   }
 
   /**
@@ -464,22 +474,29 @@ export class RedisConnection {
     )
   }
 
-  /** The node-redis reconnect strategy every connection of ours uses. */
-  private reconnectStrategy(): (retries: number) => number {
-    return cappedBackoff(this.maxReconnectDelay)
+  /**
+   * The node-redis reconnect strategy every connection of ours uses; after close() it stops retrying (a
+   * retry would wait in a timer that keeps the process alive).
+   */
+  private reconnectStrategy(): (retries: number) => number | false {
+    const backoff = cappedBackoff(this.maxReconnectDelay)
+    return (retries) => (this.closed ? false : backoff(retries))
+  }
+
+  /** Socket options of ours on top of the caller's: timeouts, reconnects, and close()'s abort signal. */
+  private socketOptions<T extends object>(given: T | undefined): T {
+    const signal = (given as { signal?: AbortSignal } | undefined)?.signal
+    return {
+      ...given,
+      connectTimeout: this.connectTimeout,
+      reconnectStrategy: this.reconnectStrategy(),
+      signal: signal === undefined ? this.sockets.signal : AbortSignal.any([signal, this.sockets.signal]),
+    } as T
   }
 
   private urlClientOptions(url: string): RedisClientOptions {
     const socket = this.options.url !== undefined ? this.options.socket : undefined
-    return {
-      url,
-      socket: {
-        ...socket,
-        connectTimeout: this.connectTimeout,
-        reconnectStrategy: this.reconnectStrategy(),
-      } as RedisSocketOptions,
-      disableOfflineQueue: true,
-    }
+    return { url, socket: this.socketOptions(socket), disableOfflineQueue: true }
   }
 
   /** Starts watching for reconnects once someone listens and the first connection is established. */
@@ -520,7 +537,6 @@ export class RedisConnection {
   /** Opens the client; retries in the background until connected or closed (never rejects otherwise). */
   private async open(): Promise<void> {
     const options = this.options
-    const reconnectStrategy = this.reconnectStrategy()
     const remember = (error: unknown) => {
       this.lastError = error
     }
@@ -540,7 +556,7 @@ export class RedisConnection {
         const cluster = createCluster({
           rootNodes: options.cluster.map((node) => ({ socket: { host: node.host, port: node.port } })),
           defaults: {
-            socket: { ...options.socket, connectTimeout: this.connectTimeout, reconnectStrategy },
+            socket: this.socketOptions(options.socket),
             ...(options.username !== undefined && { username: options.username }),
             ...(options.password !== undefined && { password: options.password }),
             disableOfflineQueue: true,
@@ -563,7 +579,7 @@ export class RedisConnection {
         } catch (error) {
           remember(error)
           destroyClient(cluster as unknown as NodeRedisCluster)
-          await unrefSleep(reconnectStrategy(attempt))
+          await unrefSleep(cappedBackoff(this.maxReconnectDelay)(attempt))
         }
       }
       if (this.closed) throw new CacheClosedError()
