@@ -34,6 +34,7 @@ import { ErrorReply } from 'redis'
 import { CacheClosedError } from '../errors.js'
 import {
   destroyClient,
+  INSPECT,
   type NodeRedisClient,
   type NodeRedisCluster,
   type RedisConnection,
@@ -558,6 +559,11 @@ class RedisBus implements Bus {
       : Buffer.from(message.buffer, message.byteOffset, message.byteLength)
     if (this.connection.isCluster) await this.connection.send(channel, ['SPUBLISH', channel, payload])
     else await this.connection.send(undefined, ['PUBLISH', channel, payload])
+  }
+
+  /** What util.inspect shows: never the clients or the options as given (they hold the secrets). */
+  [INSPECT](): unknown {
+    return { name: this.name, connection: this.connection.options, subscriberConnections: this.links.size }
   }
 
   async close(): Promise<void> {

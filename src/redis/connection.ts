@@ -223,6 +223,46 @@ function validateConnectionOptions(options: unknown): RedisConnectionOptions {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Secrets
+
+/** util.inspect's hook (the registered symbol, so that this module needs no import for it). */
+export const INSPECT = Symbol.for('nodejs.util.inspect.custom')
+
+/** Option keys whose values are secrets, wherever they appear (ACL and TLS material). */
+const SECRET_KEYS = /^(password|passphrase|key|pfx|secret|token|credentials(Provider)?)$/i
+const REDACTED = '[redacted]'
+
+/** A URL with the password of its userinfo replaced, e.g. `redis://user:***@host:6379`. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password === '') return url
+    parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    // Not a URL: do not echo what might be a secret.
+    return REDACTED
+  }
+}
+
+/**
+ * A copy of connection options fit to print: passwords, TLS keys and URL passwords replaced, a client
+ * passed in shown by kind only. Used by util.inspect of connections, stores and buses.
+ */
+export function redactConnectionOptions(value: unknown, key = ''): unknown {
+  if (SECRET_KEYS.test(key)) return value === undefined ? undefined : REDACTED
+  if (key === 'url' && typeof value === 'string') return redactUrl(value)
+  if (key === 'client' && isObject(value)) return '[node-redis client]'
+  if (Array.isArray(value)) return value.map((item) => redactConnectionOptions(item))
+  if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`
+  if (typeof value === 'function') return '[function]'
+  if (!isObject(value)) return value
+  const copy: Record<string, unknown> = {}
+  for (const [name, item] of Object.entries(value)) copy[name] = redactConnectionOptions(item, name)
+  return copy
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Connection
 
 /** node-redis type mapping that keeps bulk strings as Buffers: entry bytes never go through UTF-8. */
@@ -275,10 +315,14 @@ export class RedisConnection {
    */
   private readonly sockets = new AbortController()
 
+  /** The options as given, secrets included: private, so that util.inspect never shows them. */
+  readonly #options: RedisConnectionOptions
+
   constructor(
-    readonly options: RedisConnectionOptions,
+    options: RedisConnectionOptions,
     private readonly owner: string,
   ) {
+    this.#options = options
     this.connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
     this.maxReconnectDelay = options.maxReconnectDelay ?? DEFAULT_MAX_RECONNECT_DELAY
     if (options.client !== undefined) {
@@ -289,6 +333,15 @@ export class RedisConnection {
       this.owned = true
       this.isCluster = options.cluster !== undefined
     }
+  }
+
+  /** The connection options with every secret replaced (see redactConnectionOptions). */
+  get options(): unknown {
+    return redactConnectionOptions(this.#options)
+  }
+
+  [INSPECT](): unknown {
+    return { owner: this.owner, options: this.options, connected: this.connected, closed: this.closed }
   }
 
   /**
@@ -313,10 +366,10 @@ export class RedisConnection {
    * of the master to connect to (required).
    */
   dedicatedClient(base?: NodeRedisClient): NodeRedisClient {
-    if (base === undefined && this.options.url !== undefined) {
-      return createClient(this.urlClientOptions(this.options.url)) as unknown as NodeRedisClient
+    if (base === undefined && this.#options.url !== undefined) {
+      return createClient(this.urlClientOptions(this.#options.url)) as unknown as NodeRedisClient
     }
-    const from = base ?? (this.isCluster ? undefined : (this.options.client as NodeRedisClient))
+    const from = base ?? (this.isCluster ? undefined : (this.#options.client as NodeRedisClient))
     if (from === undefined)
       throw new Error(`${this.owner}: a Cluster connection needs the node to connect to`)
     return from.duplicate({
@@ -465,7 +518,7 @@ export class RedisConnection {
   }
 
   private unavailable(): Error {
-    const where = this.options.url !== undefined ? 'Redis' : 'the Redis Cluster'
+    const where = this.#options.url !== undefined ? 'Redis' : 'the Redis Cluster'
     return new Error(
       `${this.owner}: cannot reach ${where} (no connection within ${this.connectTimeout} ms)`,
       {
@@ -495,7 +548,7 @@ export class RedisConnection {
   }
 
   private urlClientOptions(url: string): RedisClientOptions {
-    const socket = this.options.url !== undefined ? this.options.socket : undefined
+    const socket = this.#options.url !== undefined ? this.#options.socket : undefined
     return { url, socket: this.socketOptions(socket), disableOfflineQueue: true }
   }
 
@@ -536,7 +589,7 @@ export class RedisConnection {
 
   /** Opens the client; retries in the background until connected or closed (never rejects otherwise). */
   private async open(): Promise<void> {
-    const options = this.options
+    const options = this.#options
     const remember = (error: unknown) => {
       this.lastError = error
     }

@@ -27,7 +27,12 @@
 import { createHash } from 'node:crypto'
 import type { RedisArgument } from 'redis'
 import { CorruptEntryError } from '../errors.js'
-import { type RedisConnection, type RedisConnectionOptions, redisConnection } from '../redis/connection.js'
+import {
+  INSPECT,
+  type RedisConnection,
+  type RedisConnectionOptions,
+  redisConnection,
+} from '../redis/connection.js'
 import type { RemoteStore, StoredEntry } from './store.js'
 
 export type RedisStoreOptions = RedisConnectionOptions
@@ -255,6 +260,11 @@ class RedisStore implements RemoteStore {
 
   close(): Promise<void> {
     return this.connection.close()
+  }
+
+  /** What util.inspect shows: never the client or the options as given (they hold the secrets). */
+  [INSPECT](): unknown {
+    return { name: this.name, connection: this.connection.options }
   }
 }
 
