@@ -180,7 +180,7 @@ class RedisStore implements RemoteStore {
 
   constructor(connection: RedisConnection) {
     this.connection = connection
-    this.name = connection.isCluster ? 'redis-cluster' : 'redis'
+    this.name = connection.isCluster ? 'redis-cluster' : connection.isSentinel ? 'redis-sentinel' : 'redis'
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {
