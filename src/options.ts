@@ -61,12 +61,16 @@ export interface CacheOptions {
   lock?: 'local' | 'distributed'
   /** Read-through loader used by get() on a miss. */
   loader?: Loader
-  /** Upper bound on every L2 call; past it the call counts as failed and the cache degrades. @default '1s' */
+  /**
+   * Upper bound on every L2 call; past it the call counts as failed and the cache degrades. Also the
+   * longest a hung Redis (connections open, no answers) holds a call before the breaker opens.
+   * @default '100ms'
+   */
   l2Timeout?: Duration
   /**
    * Circuit breaker around L2 and around bus publishes: after `failureThreshold` consecutive failures,
    * calls skip Redis for `openDuration`, then one probe decides. `false` disables it.
-   * @default { failureThreshold: 5, openDuration: '2s' }
+   * @default { failureThreshold: 3, openDuration: '2s' }
    */
   circuitBreaker?: { failureThreshold?: number; openDuration?: Duration } | false
   /**
@@ -202,7 +206,9 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
       "'distributed' needs an l2 store that supports leases, such as redisStore(...) or memoryStore()",
     )
   }
-  const l2Timeout = parseDuration(options.l2Timeout ?? '1s', 'l2Timeout', { allowZero: false })
+  // Defaults chosen with bench:outage's hung Redis (docs/decisions.md): a hung Redis costs a call at most
+  // about a slow database read; a busy but healthy one does not trip the breaker.
+  const l2Timeout = parseDuration(options.l2Timeout ?? '100ms', 'l2Timeout', { allowZero: false })
   const clock = options.clock ?? systemClock
   if (typeof clock?.now !== 'function') throw new InvalidOptionError('clock', 'must have a now() method')
   const random = options.random ?? Math.random
@@ -248,7 +254,7 @@ function resolveCircuitBreaker(given: CacheOptions['circuitBreaker']): ResolvedO
       `must be an options object or false, got ${describe(given)}`,
     )
   }
-  const failureThreshold = options.failureThreshold ?? 5
+  const failureThreshold = options.failureThreshold ?? 3
   if (!(Number.isSafeInteger(failureThreshold) && failureThreshold > 0)) {
     throw new InvalidOptionError(
       'circuitBreaker.failureThreshold',

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Cache, createCache } from '../src/index.js'
 import { type RedisSentinelConnectionOptions, redisBus, redisStore } from '../src/redis.js'
 import { type BusConformanceOptions, busConformance } from './support/bus-conformance.js'
-import { uniqueNamespace } from './support/redis-fleet.js'
+import { TEST_L2_TIMEOUT, uniqueNamespace } from './support/redis-fleet.js'
 import { type SentinelGroup, startSentinels } from './support/sentinel-server.js'
 import { eventually, storeConformance } from './support/store-conformance.js'
 
@@ -61,10 +61,11 @@ describe('redisStore({ sentinel })', () => {
   })
 
   it('a master name no sentinel monitors: calls fail within connectTimeout, saying so', async () => {
+    // The sentinels answer at once (no such master); connectTimeout leaves a loaded machine time for it.
     const store = redisStore({
       ...options(),
       sentinel: { name: 'nobody', sentinels: group.sentinels },
-      connectTimeout: 500,
+      connectTimeout: 5000,
     })
     try {
       const error = (await store.get('k').catch((e: unknown) => e)) as Error
@@ -116,8 +117,10 @@ describe('Sentinel with passwords (data nodes and sentinels)', () => {
       password: 'data-s3cret',
     }
     const namespace = uniqueNamespace('secured')
-    const cache = createCache({ namespace, l2: redisStore(conn), bus: redisBus(conn) })
-    const other = createCache({ namespace, l2: redisStore(conn), bus: redisBus(conn) })
+    // A loaded machine's budget (the default, 100 ms, is a production one): see redis-fleet.ts.
+    const make = () =>
+      createCache({ namespace, l2: redisStore(conn), bus: redisBus(conn), l2Timeout: TEST_L2_TIMEOUT })
+    const [cache, other] = [make(), make()]
     try {
       await Promise.all([cache.ready(), other.ready()])
       await cache.set('k', 'v1')
@@ -195,7 +198,7 @@ describe('master failover during load', () => {
       /** The master's data is what a cache that never saw the values reads through Sentinel. */
       const onMaster = async (k: string, value: string) => {
         await fresh?.close()
-        fresh = createCache({ namespace, l1: false, l2: redisStore(options()) })
+        fresh = createCache({ namespace, l1: false, l2: redisStore(options()), l2Timeout: TEST_L2_TIMEOUT })
         return (await fresh.get(k)) === value
       }
 

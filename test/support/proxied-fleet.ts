@@ -7,7 +7,7 @@
 import { inject } from 'vitest'
 import { type Cache, type CacheOptions, createCache } from '../../src/index.js'
 import { type RedisConnectionOptions, redisBus, redisStore } from '../../src/redis.js'
-import { type Topology, uniqueNamespace } from './redis-fleet.js'
+import { TEST_L2_TIMEOUT, type Topology, uniqueNamespace } from './redis-fleet.js'
 import { startProxy, type TcpProxy } from './tcp-proxy.js'
 
 export interface ProxiedFleet {
@@ -56,7 +56,15 @@ export async function proxiedFleet(
             ),
           }
     connections.push(conn)
-    nodes.push(createCache({ namespace, l2: redisStore(conn), bus: redisBus(conn), ...options }))
+    nodes.push(
+      createCache({
+        namespace,
+        l2: redisStore(conn),
+        bus: redisBus(conn),
+        l2Timeout: TEST_L2_TIMEOUT,
+        ...options,
+      }),
+    )
   }
   return {
     namespace,

@@ -203,17 +203,32 @@ export async function startSentinels(options: StartSentinelOptions = {}): Promis
     )
     await group.waitForReplicas(replicaCount)
 
+    /** What the sentinels think and log, for the message of a failover that did not happen in time. */
+    const diagnosis = async () => {
+      const views = await Promise.all(
+        sentinelServers.map(async (sentinel) => {
+          const view = await ask(sentinel, ['SENTINEL', 'MASTER', name]).then(fields, () => new Map())
+          const log = (sentinel as unknown as { recentLog?: () => string }).recentLog?.() ?? ''
+          return `sentinel ${sentinel.port}: master ${view.get('ip')}:${view.get('port')} flags ${view.get('flags')}, ${view.get('num-slaves')} replica(s)\n${log.split('\n').slice(-8).join('\n')}`
+        }),
+      )
+      return views.join('\n')
+    }
     const waitForNewMaster = async (old: RedisServer, timeoutMs = startTimeoutMs) => {
       let found: RedisServer | undefined
-      await waitFor(
-        async () => {
-          const port = await agreedMasterPort()
-          found = port === old.port ? undefined : byPort(port)
-          return found !== undefined && (await isMaster(found))
-        },
-        timeoutMs,
-        `a failover away from port ${old.port}`,
-      )
+      try {
+        await waitFor(
+          async () => {
+            const port = await agreedMasterPort()
+            found = port === old.port ? undefined : byPort(port)
+            return found !== undefined && (await isMaster(found))
+          },
+          timeoutMs,
+          `a failover away from port ${old.port}`,
+        )
+      } catch (error) {
+        throw new Error(`${(error as Error).message}\n${await diagnosis()}`, { cause: error })
+      }
       return found!
     }
     return {
