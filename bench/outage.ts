@@ -394,6 +394,9 @@ async function outage(
     return load(key)
   }
   let stopped = false
+  /** Every call, for the calls in flight while Redis was down (started before it came back, ended after it went). */
+  const starts: number[] = []
+  const durations: number[] = []
   const worker = async (id: number) => {
     const random = mulberry32(SEED + id)
     for (let n = 1; !stop; n++) {
@@ -408,6 +411,8 @@ async function outage(
       }
       const ms = performance.now() - started
       record.latencies.push(ms)
+      starts.push(started)
+      durations.push(ms)
       if (ms > maxAnyMs) maxAnyMs = ms
       // A worker answered from L1 never leaves the microtask queue: let timers and I/O run now and then.
       if (n % 64 === 0) await new Promise((resolve) => setImmediate(resolve))
@@ -458,6 +463,9 @@ async function outage(
     }
     stop = true
     await Promise.all(workers)
+    // "While down" is every call that was in flight at some moment of the outage, those that started
+    // before it included: a call that started just before the kill and waited for Redis belongs there.
+    phases.down.latencies = durations.filter((ms, i) => starts[i]! < upAt && starts[i]! + ms > killedAt)
     return {
       name: contender.name,
       falseTrips,
@@ -508,7 +516,7 @@ await database.close()
 const orCap = (ms: number | undefined) => (ms === undefined ? `> ${RECOVERY_CAP_MS / 1000} s` : formatMs(ms))
 console.log('## Redis outage\n')
 console.log(
-  `${WORKERS} async workers per contender call getOrSet on random keys out of ${KEYS.toLocaleString()} (L1 holds ${L1_ENTRIES}; loader ${LOAD_MS} ms): ${WARM_MS / 1000} s with Redis up, ${DOWN_MS / 1000} s with Redis killed, then Redis restarted (empty). Contenders run one after another, each against a Redis server of its own. "While down": calls started between kill and restart (a call counts there even if it ends after the restart). "After restart": from Redis answering PING again to the first command the contender sent it, and to its first answer from Redis (an L2 hit). "Event-loop delay": how late this process ran its timers while Redis was down (perf_hooks), so a call about that slow waited for the CPU, not for Redis. ${machineLine()}.\n`,
+  `${WORKERS} async workers per contender call getOrSet on random keys out of ${KEYS.toLocaleString()} (L1 holds ${L1_ENTRIES}; loader ${LOAD_MS} ms): ${WARM_MS / 1000} s with Redis up, ${DOWN_MS / 1000} s with Redis killed, then Redis restarted (empty). Contenders run one after another, each against a Redis server of its own. "While down": every call in flight at some moment between kill and restart (started before the restart, ended after the kill). "After restart": from Redis answering PING again to the first command the contender sent it, and to its first answer from Redis (an L2 hit). "Event-loop delay": how late this process ran its timers while Redis was down (perf_hooks), so a call about that slow waited for the CPU, not for Redis. ${machineLine()}.\n`,
 )
 console.log(
   markdownTable(
@@ -572,7 +580,7 @@ console.log(
 
 console.log('\n## Hung Redis (SIGSTOP)\n')
 console.log(
-  `${WORKERS} async workers per contender call getOrSet on random keys out of ${KEYS.toLocaleString()} (L1 holds ${L1_ENTRIES}); the loader is ${database.describe}. ${HUNG_WARM_MS / 1000} s with Redis up, ${DOWN_MS / 1000} s with Redis stopped (SIGSTOP: connections open, no answers), then SIGCONT. "While hung": calls started between SIGSTOP and SIGCONT. "Recovered": from SIGCONT to the first answer from Redis (an L2 hit). ${machineLine()}.\n`,
+  `${WORKERS} async workers per contender call getOrSet on random keys out of ${KEYS.toLocaleString()} (L1 holds ${L1_ENTRIES}); the loader is ${database.describe}. ${HUNG_WARM_MS / 1000} s with Redis up, ${DOWN_MS / 1000} s with Redis stopped (SIGSTOP: connections open, no answers), then SIGCONT. "While hung": every call in flight at some moment between SIGSTOP and SIGCONT. "Recovered": from SIGCONT to the first answer from Redis (an L2 hit). ${machineLine()}.\n`,
 )
 const [dbP50, dbP99, dbMax] = percentiles([...dbBefore, ...dbAfter], [50, 99, 100])
 console.log(
