@@ -70,7 +70,7 @@ export interface CacheOptions {
   /**
    * Circuit breaker around L2 and around bus publishes: after `failureThreshold` consecutive failures,
    * calls skip Redis for `openDuration`, then one probe decides. `false` disables it.
-   * @default { failureThreshold: 3, openDuration: '2s' }
+   * @default { failureThreshold: 5, openDuration: '2s' }
    */
   circuitBreaker?: { failureThreshold?: number; openDuration?: Duration } | false
   /**
@@ -206,8 +206,8 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
       "'distributed' needs an l2 store that supports leases, such as redisStore(...) or memoryStore()",
     )
   }
-  // Defaults chosen with bench:outage's hung Redis (docs/decisions.md): a hung Redis costs a call at most
-  // about a slow database read; a busy but healthy one does not trip the breaker.
+  // Chosen with bench:outage's hung Redis (docs/decisions.md): a hung Redis costs a call at most about a
+  // slow database read, and a busy but healthy one does not trip the breaker.
   const l2Timeout = parseDuration(options.l2Timeout ?? '100ms', 'l2Timeout', { allowZero: false })
   const clock = options.clock ?? systemClock
   if (typeof clock?.now !== 'function') throw new InvalidOptionError('clock', 'must have a now() method')
@@ -254,7 +254,7 @@ function resolveCircuitBreaker(given: CacheOptions['circuitBreaker']): ResolvedO
       `must be an options object or false, got ${describe(given)}`,
     )
   }
-  const failureThreshold = options.failureThreshold ?? 3
+  const failureThreshold = options.failureThreshold ?? 5
   if (!(Number.isSafeInteger(failureThreshold) && failureThreshold > 0)) {
     throw new InvalidOptionError(
       'circuitBreaker.failureThreshold',
