@@ -1,11 +1,19 @@
 /**
- * Redis outage: what do callers see while the Redis under a cache is down, and how soon is Redis used
- * again once it is back?
+ * Redis outage: what do callers see while the Redis under a cache is down or hung, and how soon is Redis
+ * used again once it is back?
  *
  * Per contender, one after another, each on a Redis server of its own: 8 async workers call getOrSet on
- * random keys out of 1,000 (uniform, seeded) with an L1 that holds only 100 of them, and a 1 ms loader.
- * Phases: 2 s warm with Redis up; Redis killed (server.kill()) and left down 3 s; restarted (server.start(),
- * empty: no persistence) and watched until the contender is answered from Redis again.
+ * random keys out of 1,000 (uniform, seeded) with an L1 that holds only 100 of them.
+ * - Dead Redis: a 1 ms loader. Phases: 2 s warm with Redis up; Redis killed (server.kill()) and left down
+ *   3 s; restarted (server.start(), empty: no persistence) and watched until the contender is answered
+ *   from Redis again.
+ * - Hung Redis: the loader is a primary-key SELECT on the machine's PostgreSQL (127.0.0.1:5432, user
+ *   postgres, database test; a 1 ms sleep when it cannot be reached). Phases: 2 s warm; Redis stopped
+ *   with SIGSTOP (its connections stay open, nothing answers) for 3 s; SIGCONT, and watched until the
+ *   contender is answered from Redis again. coherent-cache runs with its defaults and with other
+ *   l2Timeout / failureThreshold pairs, to choose the defaults (docs/decisions.md). The same run measures
+ *   the SELECT alone (8 workers, no cache) before and after the hung runs: what a call costs when the
+ *   cache is not there at all.
  *
  * Contenders and their configuration:
  * - coherent-cache: l1 { maxEntries: 100 }, Redis L2 + Redis bus, l2Timeout '100ms', circuitBreaker
@@ -28,7 +36,9 @@ import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis'
 import { createCache as createCacheManager } from 'cache-manager'
 import { Keyv } from 'keyv'
 import { LRUCache } from 'lru-cache'
-import { createCache } from '../src/index.js'
+import pg from 'pg'
+import { type CacheOptions, createCache } from '../src/index.js'
+import { resolveOptions } from '../src/options.js'
 import { redisBus, redisStore } from '../src/redis.js'
 import type { RedisServer } from '../test/support/redis-server.js'
 import {
@@ -47,6 +57,8 @@ const L1_ENTRIES = 100
 const WORKERS = 8
 const LOAD_MS = 1
 const WARM_MS = 2_000
+/** Longer in the hung scenario: it also counts false alarms (breaker trips while Redis answers). */
+const HUNG_WARM_MS = 5_000
 const DOWN_MS = 3_000
 /** Give up waiting for a contender to use Redis again after this long. */
 const RECOVERY_CAP_MS = 15_000
@@ -68,6 +80,8 @@ interface Instance {
   describe?(at: (t: number) => string): string
   /** coherent-cache: the longest single L2 call (store call under timeout and breaker) since `since`. */
   longestL2Call?(since: number): { ms: number; what: string } | undefined
+  /** coherent-cache: how often the L2 circuit opened between `from` and `to` (performance.now() times). */
+  circuitOpens?(from: number, to: number): number
   close(): Promise<void>
 }
 
@@ -80,8 +94,9 @@ const keys = Array.from({ length: KEYS }, (_, i) => `item:${i}`)
 
 // ---- contenders -------------------------------------------------------------------------------------
 
-const coherent: Contender = {
-  name: 'coherent-cache',
+/** coherent-cache with `options` on top of the bench's (grace 1h, L1 of 100, Redis L2 and bus). */
+const coherentWith = (name: string, options: CacheOptions): Contender => ({
+  name,
   async create(server) {
     const cache = createCache({
       namespace: 'outage',
@@ -90,7 +105,7 @@ const coherent: Contender = {
       l1: { maxEntries: L1_ENTRIES },
       l2: redisStore({ url: server.url }),
       bus: redisBus({ url: server.url }),
-      l2Timeout: `${L2_TIMEOUT_MS}ms`,
+      ...options,
     })
     await cache.ready()
     // The public diagnostics channels: when the L2 circuit and the bus changed state.
@@ -127,6 +142,9 @@ const coherent: Contender = {
       return promise
     }
     return {
+      circuitOpens: (from, to) =>
+        events.filter((event) => event.what === 'l2 circuit open' && event.time >= from && event.time < to)
+          .length,
       longestL2Call(since) {
         let longest: { ms: number; what: string } | undefined
         for (const l2Call of l2Calls) {
@@ -148,7 +166,8 @@ const coherent: Contender = {
       },
     }
   },
-}
+})
+const coherent = coherentWith('coherent-cache', { l2Timeout: `${L2_TIMEOUT_MS}ms` })
 
 const bento: Contender = {
   name: 'BentoCache',
@@ -217,9 +236,114 @@ const cacheManager: Contender = {
 
 const contenders = [coherent, bento, cacheManager]
 
+/** The defaults as resolveOptions() gives them, for the labels. */
+const defaults = resolveOptions({})
+const breakerLabel = (options: ReturnType<typeof resolveOptions>) =>
+  options.circuitBreaker === false
+    ? 'no breaker'
+    : `failureThreshold ${options.circuitBreaker.failureThreshold}`
+const DEFAULTS_LABEL = `l2Timeout ${defaults.l2Timeout} ms, ${breakerLabel(defaults)}`
+/** coherent-cache configurations for a hung Redis: the defaults, then the pairs they were chosen among. */
+const HUNG_CONFIGS: { l2TimeoutMs: number; failureThreshold: number }[] = [
+  { l2TimeoutMs: 1000, failureThreshold: 5 },
+  { l2TimeoutMs: 250, failureThreshold: 5 },
+  { l2TimeoutMs: 100, failureThreshold: 5 },
+  { l2TimeoutMs: 100, failureThreshold: 3 },
+  { l2TimeoutMs: 50, failureThreshold: 5 },
+  { l2TimeoutMs: 50, failureThreshold: 3 },
+]
+const isDefault = ({ l2TimeoutMs, failureThreshold }: (typeof HUNG_CONFIGS)[number]) =>
+  defaults.l2Timeout === l2TimeoutMs &&
+  defaults.circuitBreaker !== false &&
+  defaults.circuitBreaker.failureThreshold === failureThreshold
+const hungContenders: Contender[] = [
+  coherentWith(`coherent-cache, defaults (${DEFAULTS_LABEL})`, {}),
+  ...HUNG_CONFIGS.filter((config) => !isDefault(config)).map(({ l2TimeoutMs, failureThreshold }) =>
+    coherentWith(`coherent-cache, l2Timeout ${l2TimeoutMs} ms, failureThreshold ${failureThreshold}`, {
+      l2Timeout: l2TimeoutMs,
+      circuitBreaker: { failureThreshold },
+    }),
+  ),
+  bento,
+  cacheManager,
+]
+
+// ---- the database the loader reads (hung scenario) ----------------------------------------------------
+
+const PG = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test', max: WORKERS }
+const TABLE = 'coherent_cache_bench_items'
+
+interface Database {
+  load(key: string): Promise<Value>
+  /** `WORKERS` callers SELECT random rows for `ms` (no cache): the latencies. */
+  measure(ms: number): Promise<number[]>
+  describe: string
+  close(): Promise<void>
+}
+
+async function openDatabase(): Promise<Database> {
+  const pool = new pg.Pool({ ...PG, connectionTimeoutMillis: 2000 })
+  pool.on('error', () => {})
+  try {
+    await pool.query(`CREATE TABLE IF NOT EXISTS ${TABLE} (id integer PRIMARY KEY, name text, price integer)`)
+    await pool.query(
+      `INSERT INTO ${TABLE} SELECT i, 'item ' || i, i % 997 FROM generate_series(0, ${KEYS - 1}) AS i ON CONFLICT DO NOTHING`,
+    )
+  } catch (error) {
+    await pool.end().catch(() => {})
+    console.error(
+      `(PostgreSQL at ${PG.host}:${PG.port} unavailable: ${String(error)}; the loader sleeps 1 ms)`,
+    )
+    return {
+      load: async (key) => {
+        await sleep(LOAD_MS)
+        return { key, rows: [1, 2, 3] }
+      },
+      measure: async () => [],
+      describe: 'a 1 ms sleep (PostgreSQL unavailable)',
+      close: async () => {},
+    }
+  }
+  const select = (id: number) =>
+    pool.query({
+      name: 'bench-item',
+      text: `SELECT id, name, price FROM ${TABLE} WHERE id = $1`,
+      values: [id],
+    })
+  return {
+    async load(key) {
+      const id = Number(key.slice(key.indexOf(':') + 1)) // 'item:<n>'; the warm-up key 'connect' reads row 0
+      const { rows } = await select(Number.isInteger(id) ? id : 0)
+      return { key, rows: [rows[0].id, rows[0].price] }
+    },
+    async measure(ms) {
+      const latencies: number[] = []
+      const deadline = performance.now() + ms
+      const random = mulberry32(SEED)
+      await Promise.all(
+        Array.from({ length: WORKERS }, async () => {
+          while (performance.now() < deadline) {
+            const started = performance.now()
+            await select(Math.floor(random() * KEYS))
+            latencies.push(performance.now() - started)
+          }
+        }),
+      )
+      return latencies
+    },
+    describe: `a primary-key SELECT on PostgreSQL (${PG.host}:${PG.port}, ${KEYS.toLocaleString()} rows, pool of ${WORKERS})`,
+    async close() {
+      await pool.query(`DROP TABLE IF EXISTS ${TABLE}`).catch(() => {})
+      await pool.end()
+    },
+  }
+}
+
 // ---- one outage -------------------------------------------------------------------------------------
 
 type Phase = 'warm' | 'down' | 'back'
+/** 'kill': Redis dies and comes back empty; 'hang': Redis stops answering (SIGSTOP), then resumes. */
+type Fault = 'kill' | 'hang'
 
 interface PhaseRecord {
   latencies: number[]
@@ -229,6 +353,8 @@ interface PhaseRecord {
 }
 
 interface Outcome {
+  /** coherent-cache: L2 circuit openings while Redis was up and answering (warm phase): false alarms. */
+  falseTrips: number | undefined
   name: string
   /** Event-loop delay (perf_hooks) while Redis was down: how late timers and I/O callbacks ran. */
   loopDelayMaxMs: number
@@ -244,7 +370,15 @@ interface Outcome {
   notes: string
 }
 
-async function outage(contender: Contender, server: RedisServer): Promise<Outcome> {
+async function outage(
+  contender: Contender,
+  server: RedisServer,
+  fault: Fault = 'kill',
+  load: (key: string) => Promise<Value> = async (key) => {
+    await sleep(LOAD_MS)
+    return { key, rows: [1, 2, 3] }
+  },
+): Promise<Outcome> {
   const instance = await contender.create(server)
   const phases: Record<Phase, PhaseRecord> = {
     warm: { latencies: [], threw: 0, loads: 0 },
@@ -257,9 +391,12 @@ async function outage(contender: Contender, server: RedisServer): Promise<Outcom
   let firstError: unknown
   const loader = async (key: string): Promise<Value> => {
     phases[phase].loads++
-    await sleep(LOAD_MS)
-    return { key, rows: [1, 2, 3] }
+    return load(key)
   }
+  let stopped = false
+  /** Every call, for the calls in flight while Redis was down (started before it came back, ended after it went). */
+  const starts: number[] = []
+  const durations: number[] = []
   const worker = async (id: number) => {
     const random = mulberry32(SEED + id)
     for (let n = 1; !stop; n++) {
@@ -274,6 +411,8 @@ async function outage(contender: Contender, server: RedisServer): Promise<Outcom
       }
       const ms = performance.now() - started
       record.latencies.push(ms)
+      starts.push(started)
+      durations.push(ms)
       if (ms > maxAnyMs) maxAnyMs = ms
       // A worker answered from L1 never leaves the microtask queue: let timers and I/O run now and then.
       if (n % 64 === 0) await new Promise((resolve) => setImmediate(resolve))
@@ -284,18 +423,28 @@ async function outage(contender: Contender, server: RedisServer): Promise<Outcom
     // Connections open before the clock starts.
     await instance.getOrSet('connect', loader)
     workers = Array.from({ length: WORKERS }, (_, id) => worker(id))
-    await sleep(WARM_MS)
+    const warmFrom = performance.now()
+    await sleep(fault === 'hang' ? HUNG_WARM_MS : WARM_MS)
     phase = 'down'
     const killedAt = performance.now()
+    const falseTrips = instance.circuitOpens?.(warmFrom, killedAt)
     const loopDelay = monitorEventLoopDelay({ resolution: 5 })
     loopDelay.enable()
-    await server.kill()
+    if (fault === 'kill') await server.kill()
+    else {
+      process.kill(server.pid, 'SIGSTOP')
+      stopped = true
+    }
     await sleep(DOWN_MS)
     phase = 'back'
     loopDelay.disable()
     const longestL2Call = instance.longestL2Call?.(killedAt)
     const hitsBefore = instance.l2Hits()
-    await server.start()
+    if (fault === 'kill') await server.start()
+    else {
+      process.kill(server.pid, 'SIGCONT')
+      stopped = false
+    }
     const upAt = performance.now()
     const at = (time: number) =>
       time < upAt ? `at kill + ${formatMs(time - killedAt)}` : `at Redis back + ${formatMs(time - upAt)}`
@@ -306,14 +455,20 @@ async function outage(contender: Contender, server: RedisServer): Promise<Outcom
       (reconnectMs === undefined || recoverMs === undefined)
     ) {
       if (recoverMs === undefined && instance.l2Hits() > hitsBefore) recoverMs = performance.now() - upAt
-      if (reconnectMs === undefined && (await redisCommandsProcessed(server.port)) > 0)
+      // A resumed server has its counters (and connections) still: only a restart starts from 0.
+      if (fault === 'hang') reconnectMs = 0
+      else if (reconnectMs === undefined && (await redisCommandsProcessed(server.port)) > 0)
         reconnectMs = performance.now() - upAt
       await sleep(5)
     }
     stop = true
     await Promise.all(workers)
+    // "While down" is every call that was in flight at some moment of the outage, those that started
+    // before it included: a call that started just before the kill and waited for Redis belongs there.
+    phases.down.latencies = durations.filter((ms, i) => starts[i]! < upAt && starts[i]! + ms > killedAt)
     return {
       name: contender.name,
+      falseTrips,
       loopDelayMaxMs: loopDelay.max / 1e6,
       longestL2Call,
       phases,
@@ -324,6 +479,7 @@ async function outage(contender: Contender, server: RedisServer): Promise<Outcom
       notes: instance.describe?.(at) ?? '',
     }
   } finally {
+    if (stopped) process.kill(server.pid, 'SIGCONT')
     stop = true
     await Promise.allSettled(workers)
     await instance.close().catch(() => {})
@@ -346,10 +502,21 @@ for (const contender of contenders) {
   outcomes.push(await withRedisServers(1, ([server]) => outage(contender, server!)))
 }
 
+const database = await openDatabase()
+const dbBefore = await database.measure(2_000)
+const hungOutcomes: Outcome[] = []
+for (const contender of hungContenders) {
+  hungOutcomes.push(
+    await withRedisServers(1, ([server]) => outage(contender, server!, 'hang', database.load)),
+  )
+}
+const dbAfter = await database.measure(2_000)
+await database.close()
+
 const orCap = (ms: number | undefined) => (ms === undefined ? `> ${RECOVERY_CAP_MS / 1000} s` : formatMs(ms))
 console.log('## Redis outage\n')
 console.log(
-  `${WORKERS} async workers per contender call getOrSet on random keys out of ${KEYS.toLocaleString()} (L1 holds ${L1_ENTRIES}; loader ${LOAD_MS} ms): ${WARM_MS / 1000} s with Redis up, ${DOWN_MS / 1000} s with Redis killed, then Redis restarted (empty). Contenders run one after another, each against a Redis server of its own. "While down": calls started between kill and restart (a call counts there even if it ends after the restart). "After restart": from Redis answering PING again to the first command the contender sent it, and to its first answer from Redis (an L2 hit). "Event-loop delay": how late this process ran its timers while Redis was down (perf_hooks), so a call about that slow waited for the CPU, not for Redis. ${machineLine()}.\n`,
+  `${WORKERS} async workers per contender call getOrSet on random keys out of ${KEYS.toLocaleString()} (L1 holds ${L1_ENTRIES}; loader ${LOAD_MS} ms): ${WARM_MS / 1000} s with Redis up, ${DOWN_MS / 1000} s with Redis killed, then Redis restarted (empty). Contenders run one after another, each against a Redis server of its own. "While down": every call in flight at some moment between kill and restart (started before the restart, ended after the kill). "After restart": from Redis answering PING again to the first command the contender sent it, and to its first answer from Redis (an L2 hit). "Event-loop delay": how late this process ran its timers while Redis was down (perf_hooks), so a call about that slow waited for the CPU, not for Redis. ${machineLine()}.\n`,
 )
 console.log(
   markdownTable(
@@ -407,4 +574,72 @@ const coherentMax = percentiles(coherentDown.latencies, [100])[0]!
 const longestL2 = coherentOutcome.longestL2Call?.ms ?? 0
 console.log(
   `\nTarget: no coherent-cache call waits longer than l2Timeout + 20 ms = ${TARGET_MS} ms while Redis is down: ${coherentMax <= TARGET_MS && coherentDown.threw === 0 ? 'met' : 'missed'} (max ${formatMs(coherentMax)}, ${coherentDown.threw} threw; longest L2 call ${formatMs(longestL2)}, event-loop delay up to ${formatMs(coherentOutcome.loopDelayMaxMs)}).`,
+)
+
+// ---- hung Redis -------------------------------------------------------------------------------------
+
+console.log('\n## Hung Redis (SIGSTOP)\n')
+console.log(
+  `${WORKERS} async workers per contender call getOrSet on random keys out of ${KEYS.toLocaleString()} (L1 holds ${L1_ENTRIES}); the loader is ${database.describe}. ${HUNG_WARM_MS / 1000} s with Redis up, ${DOWN_MS / 1000} s with Redis stopped (SIGSTOP: connections open, no answers), then SIGCONT. "While hung": every call in flight at some moment between SIGSTOP and SIGCONT. "Recovered": from SIGCONT to the first answer from Redis (an L2 hit). ${machineLine()}.\n`,
+)
+const [dbP50, dbP99, dbMax] = percentiles([...dbBefore, ...dbAfter], [50, 99, 100])
+console.log(
+  markdownTable(
+    [
+      'contender',
+      'calls while hung',
+      'threw (while hung / whole run)',
+      'p50 while hung',
+      'p99 while hung',
+      'max while hung',
+      'mean while hung',
+      'longest L2 call while hung',
+      'recovered after SIGCONT',
+      `breaker trips while Redis was up (${HUNG_WARM_MS / 1000} s)`,
+    ],
+    [
+      ...hungOutcomes.map((outcome) => {
+        const down = outcome.phases.down
+        const [p50, p99, max] = percentiles(down.latencies, [50, 99, 100])
+        const mean = down.latencies.reduce((sum, ms) => sum + ms, 0) / Math.max(1, down.latencies.length)
+        const threw = outcome.phases.warm.threw + down.threw + outcome.phases.back.threw
+        return [
+          outcome.name,
+          down.latencies.length.toLocaleString(),
+          `${down.threw} / ${threw}`,
+          formatMs(p50!),
+          formatMs(p99!),
+          formatMs(max!),
+          formatMs(mean),
+          outcome.longestL2Call === undefined ? '—' : formatMs(outcome.longestL2Call.ms),
+          orCap(outcome.recoverMs),
+          outcome.falseTrips === undefined ? '—' : String(outcome.falseTrips),
+        ]
+      }),
+      [
+        `(reference) the SELECT alone, no cache (${(dbBefore.length + dbAfter.length).toLocaleString()} calls, before and after)`,
+        '—',
+        '—',
+        formatMs(dbP50!),
+        formatMs(dbP99!),
+        formatMs(dbMax!),
+        formatMs(
+          [...dbBefore, ...dbAfter].reduce((sum, ms) => sum + ms, 0) /
+            Math.max(1, dbBefore.length + dbAfter.length),
+        ),
+        '—',
+        '—',
+        '—',
+      ],
+    ],
+  ),
+)
+console.log('')
+for (const outcome of hungOutcomes) {
+  console.log(
+    `- ${outcome.name}: ${outcome.notes || 'no notes'}${outcome.firstError ? `; first error: ${String(outcome.firstError)}` : ''}`,
+  )
+}
+console.log(
+  '\nFinal numbers should be taken on a quiet machine: this one is shared, read the rows as ratios.',
 )

@@ -49,8 +49,9 @@ export function faultSwitch(): FaultSwitch {
         set: guard('L2', (key, bytes, version, ttlMs) => inner.set(key, bytes, version, ttlMs)),
         setIfNewer: guard('L2', (key, bytes, version, ttlMs) => inner.setIfNewer(key, bytes, version, ttlMs)),
         delete: guard('L2', (key, version, ttlMs) => inner.delete(key, version, ttlMs)),
+        deleteIfNewer: guard('L2', (key, version, ttlMs) => inner.deleteIfNewer(key, version, ttlMs)),
         getStamps: guard('L2', (keys) => inner.getStamps(keys)),
-        bumpStamps: guard('L2', (keys, ttlMs) => inner.bumpStamps(keys, ttlMs)),
+        bumpStamps: guard('L2', (keys, ttlMs, proposed) => inner.bumpStamps(keys, ttlMs, proposed)),
         onReconnect(listener) {
           reconnectListeners.add(listener)
           return () => reconnectListeners.delete(listener)

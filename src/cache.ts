@@ -109,7 +109,7 @@ export class Cache {
       if (
         entry !== undefined &&
         (entry.staleUntil === entry.freshUntil || rt.options.clock.now() < entry.freshUntil) &&
-        rt.coherence.isCurrent(entry.stampKeys, entry.stampGens)
+        rt.coherence.isCurrent(entry.stampKeys, entry.stampGens, entry.version)
       ) {
         rt.counters.l1Hits++
         if (hitChannel.hasSubscribers) this.hitEvent(key)

@@ -63,7 +63,11 @@ export interface CacheOptions {
   lock?: 'local' | 'distributed'
   /** Read-through loader used by get() on a miss. */
   loader?: Loader
-  /** Upper bound on every L2 call; past it the call counts as failed and the cache degrades. @default '1s' */
+  /**
+   * Upper bound on every L2 call; past it the call counts as failed and the cache degrades. Also the
+   * longest a hung Redis (connections open, no answers) holds a call before the breaker opens.
+   * @default '100ms'
+   */
   l2Timeout?: Duration
   /**
    * Circuit breaker around L2 and around bus publishes: after `failureThreshold` consecutive failures,
@@ -243,7 +247,9 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
       "'distributed' needs an l2 store that supports leases, such as redisStore(...) or memoryStore()",
     )
   }
-  const l2Timeout = parseDuration(options.l2Timeout ?? '1s', 'l2Timeout', {
+  // Chosen with bench:outage's hung Redis (docs/decisions.md): a hung Redis costs a call at most about a
+  // slow database read, and a busy but healthy one does not trip the breaker.
+  const l2Timeout = parseDuration(options.l2Timeout ?? '100ms', 'l2Timeout', {
     allowZero: false,
     max: MAX_TIMER_MS,
   })

@@ -4,6 +4,7 @@
  */
 export { type RedisBusOptions, redisBus } from './bus/redis-bus.js'
 export type {
+  NodeAddressMap,
   NodeRedisClient,
   NodeRedisCluster,
   RedisClientConnectionOptions,
@@ -12,6 +13,8 @@ export type {
   RedisCommonOptions,
   RedisConnectionOptions,
   RedisNodeAddress,
+  RedisSentinelConnectionOptions,
+  RedisSentinelOptions,
   RedisSocketOptions,
   RedisUrlOptions,
 } from './redis/connection.js'

@@ -145,6 +145,7 @@ function fakeStore(delayMs = 0): RemoteStore & { get: ReturnType<typeof vi.fn> }
     set: vi.fn(() => answer(1)),
     setIfNewer: vi.fn(() => answer(undefined)),
     delete: vi.fn(() => answer(1)),
+    deleteIfNewer: vi.fn(() => answer(undefined)),
     getStamps: vi.fn(() => answer([0])),
     bumpStamps: vi.fn(() => answer([1])),
     close: vi.fn(async () => {}),

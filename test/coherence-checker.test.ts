@@ -91,3 +91,22 @@ describe('coherence checker', () => {
     expect(check(history, [], bounds)).toEqual([])
   })
 })
+
+describe('coherence checker: writes that Redis did not take at once', () => {
+  it('holds other nodes to no bound for a degraded write, and its own node to read-your-writes', () => {
+    const degraded = { ...op(0, 'set', 'k1', '0:2', 2, 3), degraded: true }
+    const history = [op(0, 'set', 'k1', '0:1', 0, 1), degraded, op(1, 'get', 'k1', '0:1', 50, 51)]
+    expect(check(history, [], bounds)).toEqual([]) // it reaches node 1 only once Redis is back for node 0
+    expect(check([...history, op(0, 'get', 'k1', '0:1', 52, 53)], [], bounds)).toMatchObject([
+      { guarantee: 1, read: { node: 0 } },
+    ])
+    const missing = [
+      { ...op(0, 'set', 'k1', '0:1', 0, 1), degraded: true },
+      op(1, 'get', 'k1', undefined, 50, 51),
+    ]
+    expect(check(missing, [], bounds)).toEqual([])
+    expect(check([...missing, op(0, 'get', 'k1', undefined, 52, 53)], [], bounds)).toMatchObject([
+      { guarantee: 1 },
+    ])
+  })
+})

@@ -33,7 +33,9 @@
 import { ErrorReply } from 'redis'
 import { CacheClosedError } from '../errors.js'
 import {
+  addressKey,
   destroyClient,
+  INSPECT,
   type NodeRedisClient,
   type NodeRedisCluster,
   type RedisConnection,
@@ -60,16 +62,16 @@ interface ChannelState {
 
 type LinkState = 'idle' | 'connecting' | 'live' | 'down' | 'closed'
 
-/** What a Cluster link asks about the node it connects to. */
-interface ClusterRouting {
+/** What a Cluster or Sentinel link asks about the node it connects to. */
+interface LinkRouting {
   /**
-   * Whether the channel's slot now belongs to another master than the one the link connects to. Asked
-   * periodically while the link is down: when a master dies, its replica takes over and the old address
-   * never comes back.
+   * Whether the channel (Cluster: its slot; Sentinel: the master) now lives on another node than the one
+   * the link connects to. Asked periodically while the link is down: when a master dies, a replica takes
+   * over and the old address never comes back.
    */
   ownerMoved(): Promise<boolean>
-  /** Whether the master the link connects to lists at least one subscriber of `channel`. */
-  listed(channel: string, timeoutMs: number): Promise<boolean>
+  /** Cluster: whether the master the link connects to lists at least one subscriber of `channel`. */
+  listed?(channel: string, timeoutMs: number): Promise<boolean>
 }
 
 /**
@@ -137,10 +139,10 @@ class SubscriberLink {
     private readonly maxReconnectDelay: number,
     /** Called when the last channel is gone and the link closed itself. */
     private readonly onReleased: (link: SubscriberLink) => void,
-    /** Cluster only (sharded pub/sub). */
-    private readonly cluster?: ClusterRouting,
+    /** Cluster (sharded pub/sub) and Sentinel only. */
+    private readonly routing?: LinkRouting,
   ) {
-    this.sharded = cluster !== undefined
+    this.sharded = routing?.listed !== undefined
   }
 
   async add(channel: string, subscriber: Subscriber): Promise<void> {
@@ -243,11 +245,23 @@ class SubscriberLink {
    * Cluster: whether the master this link connects to lists every one of `channels` (PUBSUB SHARDNUMSUB
    * >= 1), asked a few times over about a second at most (CONFIRM_DELAYS_MS, bounded by connectTimeout).
    * False as soon as `current()` is: the link moved on and whoever moved it confirms for itself.
+   * Sentinel: whether the node is still the master (a node that reconnected may have been demoted: its
+   * subscribers would hear only what reaches it by replication, and nothing once it is gone).
    * Single server: true at once (see the top of the file).
    */
   private async confirmListed(channels: readonly string[], current: () => boolean): Promise<boolean> {
-    const cluster = this.cluster
-    if (cluster === undefined) return true
+    const routing = this.routing
+    if (routing === undefined) return true
+    if (routing.listed === undefined) {
+      return routing.ownerMoved().then(
+        (moved) => !moved,
+        (error: unknown) => {
+          this.lastError = error
+          return false
+        },
+      )
+    }
+    const cluster = { listed: routing.listed.bind(routing) }
     const deadline = Date.now() + this.connectTimeout
     for (const delay of CONFIRM_DELAYS_MS) {
       if (delay > 0) await unrefSleep(delay)
@@ -272,9 +286,12 @@ class SubscriberLink {
     if (await this.confirmListed([channel], current)) return
     // The link moved meanwhile (slot migration, reconnect): restore() resubscribes and confirms there.
     if (this.state !== 'closed' && !current()) return this.whenLive()
-    throw new Error(`redisBus: the Cluster node does not list the subscription to ${channel}`, {
-      cause: this.lastError,
-    })
+    throw new Error(
+      this.sharded
+        ? `redisBus: the Cluster node does not list the subscription to ${channel}`
+        : 'redisBus: the node subscribed to is no longer the Sentinel master',
+      { cause: this.lastError },
+    )
   }
 
   /** Resolves when the link is live; waits at most connectTimeout. */
@@ -370,7 +387,7 @@ class SubscriberLink {
   }
 
   private startWatchdog(): void {
-    const cluster = this.cluster
+    const cluster = this.routing
     if (cluster === undefined || this.watchdog !== undefined) return
     let checking = false
     this.watchdog = setInterval(
@@ -437,6 +454,11 @@ class SubscriberLink {
     if (!current() || !client.isReady) return
     if (!(await this.confirmListed([...this.channels.keys()], current))) {
       if (!current()) return
+      if (!this.sharded) {
+        // Sentinel: reconnected to a node that is no longer the master. Move to the one that is.
+        void this.relocate()
+        return
+      }
       // Acknowledged, yet the node does not list it: node-redis believes it is subscribed, so subscribing
       // again on this connection would send nothing. Stay 'disconnected' and start over on a new one.
       this.lastError = new Error('redisBus: the Cluster node does not list the resubscription', {
@@ -462,8 +484,11 @@ class SubscriberLink {
     this.restoreTimer.unref()
   }
 
-  /** Moves the subscription to the node that now owns the channel (Cluster only). */
-  private async relocate(): Promise<void> {
+  /**
+   * Moves the subscription to the node that now owns the channel (Cluster) or to the new master
+   * (Sentinel); reports 'disconnected' until it is subscribed there.
+   */
+  async relocate(): Promise<void> {
     if (this.relocating || this.state === 'closed') return
     this.relocating = true
     try {
@@ -502,13 +527,25 @@ class RedisBus implements Bus {
   private readonly connection: RedisConnection
   /** Single server: one link under ''. Cluster: one link per channel. */
   private readonly links = new Map<string, SubscriberLink>()
-  /** Cluster: the master address each channel's subscriber connection was opened to. */
+  /** Cluster: the master address each channel's subscriber connection was opened to (Sentinel: under ''). */
   private readonly owners = new Map<string, string>()
   private closed = false
 
   constructor(options: RedisBusOptions) {
     this.connection = redisConnection(options, 'redisBus')
-    this.name = this.connection.isCluster ? 'redis-cluster' : 'redis'
+    this.name = this.connection.isCluster
+      ? 'redis-cluster'
+      : this.connection.isSentinel
+        ? 'redis-sentinel'
+        : 'redis'
+    if (this.connection.isSentinel) {
+      // The publisher connection follows the master (ROLE, +switch-master); the subscriber follows it,
+      // even while its own connection to the old master still stands (that node no longer hears them).
+      this.connection.onMasterChange((master) => {
+        const link = this.links.get('')
+        if (link !== undefined && this.owners.get('') !== addressKey(master)) void link.relocate()
+      })
+    }
   }
 
   async subscribe(
@@ -535,7 +572,9 @@ class RedisBus implements Bus {
               ownerMoved: () => this.ownerMoved(channel),
               listed: (listed, timeoutMs) => this.listed(listed, timeoutMs),
             }
-          : undefined,
+          : this.connection.isSentinel
+            ? { ownerMoved: () => this.masterMoved() }
+            : undefined,
       )
       this.links.set(linkKey, created)
       link = created
@@ -560,6 +599,11 @@ class RedisBus implements Bus {
     else await this.connection.send(undefined, ['PUBLISH', channel, payload])
   }
 
+  /** What util.inspect shows: never the clients or the options as given (they hold the secrets). */
+  [INSPECT](): unknown {
+    return { name: this.name, connection: this.connection.options, subscriberConnections: this.links.size }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -574,6 +618,14 @@ class RedisBus implements Bus {
    */
   private async subscriberClient(channel: string, relocate: boolean): Promise<NodeRedisClient> {
     const connection = this.connection
+    if (connection.isSentinel) {
+      // Opens the publisher connection too: it watches for failovers (see the constructor). While it has
+      // no confirmed master (a failover), the sentinels answer for it.
+      await connection.raw().catch(() => {})
+      const master = await connection.sentinelMaster(relocate)
+      this.owners.set('', addressKey(master))
+      return connection.masterClient(master)
+    }
     if (!connection.isCluster) return connection.dedicatedClient()
     const cluster = (await connection.raw()) as NodeRedisCluster
     if (relocate) {
@@ -615,6 +667,12 @@ class RedisBus implements Bus {
       if (error instanceof ErrorReply && /^(NOPERM|ERR unknown)/.test(error.message)) return true
       throw error
     }
+  }
+
+  /** Sentinel: whether the master is no longer the node the subscriber connects to. */
+  private async masterMoved(): Promise<boolean> {
+    const master = await this.connection.sentinelMaster()
+    return addressKey(master) !== this.owners.get('')
   }
 
   /** Whether the master owning `channel`'s slot is no longer the one its subscriber connects to. */

@@ -19,7 +19,11 @@ import { VersionClock } from './hlc.js'
  *    in L2 by invalidateTags / clear and announced on the bus. An entry records the generation of each
  *    stamp that applies to it (its tags, its namespace chain) when written, and is current only while none
  *    has moved past that. A node that has not yet heard of a bump can only record an older generation,
- *    which makes its entry look invalid (a miss), never valid. Checking is O(stamps of the entry) per
+ *    which makes its entry look invalid (a miss), never valid. Generations are version-clock readings
+ *    (hlc.ts), so a generation at or below an entry's version was proposed before the entry's write
+ *    began: such a bump never invalidates it, even when it reaches L2 or this node only later (it was
+ *    queued while Redis was unreachable, or held up by a slow network). Without this, an invalidation
+ *    that resolved before a write, but landed after it, would hide the write from its own node. Checking is O(stamps of the entry) per
  *    read; nothing ever scans keys. A bump proposes a version-clock reading and L2 gives the stamp
  *    max(stored + 1, proposed): if L2 lost the stamp (a restart without persistence, FLUSHALL, eviction
  *    under maxmemory), the next bump still lands above every generation any node remembers, so no node
@@ -182,14 +186,17 @@ export class Coherence {
     return this.stamps.get(key)?.gen ?? 0
   }
 
-  /** True if no known stamp has moved past the generation the entry recorded for it. */
-  isCurrent(stampKeys: readonly string[], stampGens: readonly number[]): boolean {
+  /**
+   * True if no known stamp has moved past both the generation the entry recorded for it and the entry's
+   * own version (point 3: a generation at or below the version was bumped before the write began).
+   */
+  isCurrent(stampKeys: readonly string[], stampGens: readonly number[], version: number): boolean {
     // Until some tag or namespace has been invalidated, every entry is current: no lookups at all.
     if (this.movedStamps === 0) return true
     const stamps = this.stamps
     for (let i = 0; i < stampKeys.length; i++) {
       const stamp = stamps.get(stampKeys[i]!)
-      if (stamp !== undefined && stamp.gen > stampGens[i]!) return false
+      if (stamp !== undefined && stamp.gen > stampGens[i]! && stamp.gen > version) return false
     }
     return true
   }
@@ -211,4 +218,13 @@ export class Coherence {
     this.stampEpoch++
     this.namespaceEpoch++
   }
+}
+
+/**
+ * The rule of point 3 for generations `gens` (what is known now) against what an entry of `version`
+ * recorded: current unless a stamp moved past both.
+ */
+export function stillCurrent(gens: readonly number[], recorded: readonly number[], version: number): boolean {
+  for (let i = 0; i < gens.length; i++) if (gens[i]! > recorded[i]! && gens[i]! > version) return false
+  return true
 }

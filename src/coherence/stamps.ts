@@ -57,13 +57,16 @@ export class Stamps {
         const now = clock.now()
         let lost: string[] | undefined
         for (let i = 0; i < unknown.length; i++) {
+          const stamp = unknown[i]!
           const gen = gens[i] ?? Number.NaN
-          if (!coherence.versions.observe(gen) || gen < coherence.stampGen(unknown[i]!)) {
+          // Lower than known is a loss, unless it is this node's own bump that L2 has not got yet.
+          const behind = gen < coherence.stampGen(stamp) && !this.parts.unsent.stamps.has(stamp)
+          if (!coherence.versions.observe(gen) || behind) {
             lost ??= []
-            lost.push(unknown[i]!)
+            lost.push(stamp)
             continue
           }
-          coherence.raiseStamp(unknown[i]!, gen, now)
+          coherence.raiseStamp(stamp, gen, now)
         }
         if (lost !== undefined) await this.restore(lost, deadline)
         this.bound()
@@ -128,17 +131,22 @@ export class Stamps {
   }
 
   /**
-   * L2 lost `stamps` (or holds garbage for them): bump them again, above every generation this node has
-   * seen. Not announced: other nodes keep what they know, which is not above what they were told.
+   * L2 lost `stamps` (or holds garbage for them): raise them again to what this node knows (garbage: to a
+   * version-clock reading), one stamp at a time. That is not an invalidation of its own: entries written
+   * since the generation this node knows keep their place (coherence.ts, point 3: a generation at or
+   * below an entry's version never invalidates it), entries it invalidated stay invalid. Not announced:
+   * other nodes know no more than this.
    */
   private async restore(stamps: readonly string[], deadline: number | undefined): Promise<void> {
     const { remote, keys, lifetimes, coherence, counters } = this.parts
     counters.stampsRestored += stamps.length
-    const bumped = await remote!.bumpStamps(
-      stamps.map((key) => keys.stamp(key)),
-      lifetimes.stampTtl(),
-      coherence.versions.next(),
-      deadline,
+    const bumped = await Promise.all(
+      stamps.map(async (stamp) => {
+        const known = coherence.stampGen(stamp)
+        const proposed = known > 0 ? known : coherence.versions.next()
+        const [gen] = await remote!.bumpStamps([keys.stamp(stamp)], lifetimes.stampTtl(), proposed, deadline)
+        return gen!
+      }),
     )
     this.raise(stamps, bumped)
   }

@@ -13,6 +13,7 @@
  * - degradation (guarantee 5): an L2 failure is answered from what this node has, marked degraded.
  */
 import type { Channel } from 'node:diagnostics_channel'
+import { stillCurrent } from '../coherence/coherence.js'
 import type { DecodedEnvelope } from '../coherence/envelope.js'
 import { decodeEnvelope } from '../coherence/envelope.js'
 import { createEntry, handOut, type L1Entry } from '../entry/entry.js'
@@ -94,7 +95,10 @@ export class ReadPath {
     // This node's own write that L2 had not got yet (Redis was unreachable): it answers until its retry
     // lands (read-your-writes), unless a tag or namespace invalidation made here since voids it.
     const entry = own.entry
-    if (entry === undefined || !this.rt.coherence.isCurrent(entry.stampKeys, entry.stampGens)) {
+    if (
+      entry === undefined ||
+      !this.rt.coherence.isCurrent(entry.stampKeys, entry.stampGens, entry.version)
+    ) {
       return undefined
     }
     return { entry, fresh: this.rt.options.clock.now() < entry.freshUntil, degraded: false }
@@ -107,7 +111,7 @@ export class ReadPath {
     let candidate: L1Entry | undefined
     if (l1 !== undefined) {
       const entry = coherence.trusted ? l1.get(rel) : l1.peek(rel)
-      if (entry !== undefined && coherence.isCurrent(entry.stampKeys, entry.stampGens)) {
+      if (entry !== undefined && coherence.isCurrent(entry.stampKeys, entry.stampGens, entry.version)) {
         if (coherence.trusted && now < entry.freshUntil) {
           counters.l1Hits++
           if (hitChannel.hasSubscribers) this.event(hitChannel, rel, { tier: 'l1' })
@@ -247,7 +251,7 @@ export class ReadPath {
     gens: readonly number[],
   ): Lookup {
     const rt = this.rt
-    for (let i = 0; i < gens.length; i++) if (gens[i]! > envelope.stampGens[i]!) return undefined
+    if (!stillCurrent(gens, envelope.stampGens, version)) return undefined
     const entry = createEntry({
       value: decode(envelope.payload),
       freeze: rt.freezes,

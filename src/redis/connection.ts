@@ -21,6 +21,19 @@ import {
 } from 'redis'
 import { CacheClosedError, InvalidOptionError } from '../errors.js'
 import { unrefSleep, withTimeout } from '../timeouts.js'
+import {
+  addressKey,
+  isMasterRole,
+  mapAddress,
+  type NodeAddressMap,
+  type RedisSentinelOptions,
+  SentinelWatch,
+  sameAddress,
+  sentinelClient,
+} from './sentinel.js'
+
+export type { NodeAddressMap, RedisSentinelOptions } from './sentinel.js'
+export { addressKey } from './sentinel.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Options
@@ -61,6 +74,7 @@ export interface RedisUrlOptions extends RedisCommonOptions {
   socket?: RedisSocketOptions
   cluster?: never
   client?: never
+  sentinel?: never
 }
 
 export interface RedisClusterConnectionOptions extends RedisCommonOptions {
@@ -78,6 +92,23 @@ export interface RedisClusterConnectionOptions extends RedisCommonOptions {
   maxCommandRedirections?: number
   url?: never
   client?: never
+  sentinel?: never
+}
+
+export interface RedisSentinelConnectionOptions extends RedisCommonOptions {
+  /** The sentinels to ask and the master's name; failovers are followed by themselves. */
+  sentinel: RedisSentinelOptions
+  /** Socket options for the master connections, e.g. `{ tls: true, ca }`. */
+  socket?: RedisSocketOptions
+  /** ACL username for the master (and its replicas). */
+  username?: string
+  /** ACL password (or `requirepass`) of the master. */
+  password?: string
+  /** Maps the master addresses sentinels announce (`host:port`) to addresses this process can reach. */
+  nodeAddressMap?: NodeAddressMap
+  url?: never
+  cluster?: never
+  client?: never
 }
 
 export interface RedisClientConnectionOptions extends RedisCommonOptions {
@@ -88,12 +119,14 @@ export interface RedisClientConnectionOptions extends RedisCommonOptions {
   client: NodeRedisClient | NodeRedisCluster
   url?: never
   cluster?: never
+  sentinel?: never
 }
 
-/** The three ways to reach Redis, shared by redisStore and redisBus. */
+/** The four ways to reach Redis, shared by redisStore and redisBus. */
 export type RedisConnectionOptions =
   | RedisUrlOptions
   | RedisClusterConnectionOptions
+  | RedisSentinelConnectionOptions
   | RedisClientConnectionOptions
 
 const DEFAULT_CONNECT_TIMEOUT = 5000
@@ -101,7 +134,7 @@ const DEFAULT_MAX_RECONNECT_DELAY = 2000
 /** How long close() lets operations already sent finish before dropping the connection. */
 const CLOSE_GRACE_MS = 1000
 
-const CONNECTION_KEYS = ['url', 'cluster', 'client'] as const
+const CONNECTION_KEYS = ['url', 'cluster', 'sentinel', 'client'] as const
 const ALLOWED_KEYS: Record<(typeof CONNECTION_KEYS)[number], readonly string[]> = {
   url: ['url', 'socket', 'connectTimeout', 'maxReconnectDelay'],
   cluster: [
@@ -111,6 +144,15 @@ const ALLOWED_KEYS: Record<(typeof CONNECTION_KEYS)[number], readonly string[]> 
     'password',
     'nodeAddressMap',
     'maxCommandRedirections',
+    'connectTimeout',
+    'maxReconnectDelay',
+  ],
+  sentinel: [
+    'sentinel',
+    'socket',
+    'username',
+    'password',
+    'nodeAddressMap',
     'connectTimeout',
     'maxReconnectDelay',
   ],
@@ -138,14 +180,32 @@ function isClusterClient(client: NodeRedisClient | NodeRedisCluster): client is 
   )
 }
 
+function validateNodes(nodes: unknown, option: string): void {
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    throw new InvalidOptionError(option, 'must be a non-empty array of { host, port }')
+  }
+  nodes.forEach((node: unknown, index) => {
+    if (!isObject(node)) throw new InvalidOptionError(`${option}[${index}]`, 'must be { host, port }')
+    if (typeof node.host !== 'string' || node.host === '') {
+      throw new InvalidOptionError(`${option}[${index}].host`, 'must be a non-empty string')
+    }
+    if (typeof node.port !== 'number' || !Number.isInteger(node.port) || node.port < 1 || node.port > 65535) {
+      throw new InvalidOptionError(`${option}[${index}].port`, 'must be an integer between 1 and 65535')
+    }
+  })
+}
+
 /** Validates connection options once, at creation, with errors that name the option. */
 function validateConnectionOptions(options: unknown): RedisConnectionOptions {
   if (!isObject(options)) {
-    throw new InvalidOptionError('options', 'expected an object with one of `url`, `cluster` or `client`')
+    throw new InvalidOptionError(
+      'options',
+      'expected an object with one of `url`, `cluster`, `sentinel` or `client`',
+    )
   }
   const given = CONNECTION_KEYS.filter((key) => options[key] !== undefined)
   if (given.length === 0)
-    throw new InvalidOptionError('url', 'one of `url`, `cluster` or `client` is required')
+    throw new InvalidOptionError('url', 'one of `url`, `cluster`, `sentinel` or `client` is required')
   if (given.length > 1) throw new InvalidOptionError(given[1]!, `cannot be combined with \`${given[0]}\``)
   const kind = given[0]!
   for (const key of Object.keys(options)) {
@@ -180,24 +240,7 @@ function validateConnectionOptions(options: unknown): RedisConnectionOptions {
       throw new InvalidOptionError('url', 'the path must be a database number, e.g. redis://host:6379/2')
     }
   } else if (kind === 'cluster') {
-    const nodes = options.cluster
-    if (!Array.isArray(nodes) || nodes.length === 0) {
-      throw new InvalidOptionError('cluster', 'must be a non-empty array of { host, port }')
-    }
-    nodes.forEach((node: unknown, index) => {
-      if (!isObject(node)) throw new InvalidOptionError(`cluster[${index}]`, 'must be { host, port }')
-      if (typeof node.host !== 'string' || node.host === '') {
-        throw new InvalidOptionError(`cluster[${index}].host`, 'must be a non-empty string')
-      }
-      if (
-        typeof node.port !== 'number' ||
-        !Number.isInteger(node.port) ||
-        node.port < 1 ||
-        node.port > 65535
-      ) {
-        throw new InvalidOptionError(`cluster[${index}].port`, 'must be an integer between 1 and 65535')
-      }
-    })
+    validateNodes(options.cluster, 'cluster')
     if (
       options.maxCommandRedirections !== undefined &&
       (typeof options.maxCommandRedirections !== 'number' ||
@@ -205,6 +248,32 @@ function validateConnectionOptions(options: unknown): RedisConnectionOptions {
         options.maxCommandRedirections < 0)
     ) {
       throw new InvalidOptionError('maxCommandRedirections', 'must be a non-negative integer')
+    }
+  } else if (kind === 'sentinel') {
+    const sentinel = options.sentinel
+    if (!isObject(sentinel)) {
+      throw new InvalidOptionError('sentinel', 'must be { name, sentinels: [{ host, port }, ...] }')
+    }
+    for (const key of Object.keys(sentinel)) {
+      if (!['name', 'sentinels', 'username', 'password', 'socket'].includes(key)) {
+        throw new InvalidOptionError(`sentinel.${key}`, 'is not a Sentinel option')
+      }
+    }
+    if (typeof sentinel.name !== 'string' || sentinel.name === '') {
+      throw new InvalidOptionError('sentinel.name', "must be the master's name, a non-empty string")
+    }
+    validateNodes(sentinel.sentinels, 'sentinel.sentinels')
+    for (const key of ['username', 'password'] as const) {
+      if (sentinel[key] !== undefined && typeof sentinel[key] !== 'string') {
+        throw new InvalidOptionError(`sentinel.${key}`, 'must be a string')
+      }
+    }
+    if (sentinel.socket !== undefined && !isObject(sentinel.socket)) {
+      throw new InvalidOptionError('sentinel.socket', 'must be an object of node-redis socket options')
+    }
+    const map = options.nodeAddressMap
+    if (map !== undefined && typeof map !== 'function' && !isObject(map)) {
+      throw new InvalidOptionError('nodeAddressMap', 'must be an object or a function')
     }
   } else {
     const client = options.client
@@ -223,6 +292,46 @@ function validateConnectionOptions(options: unknown): RedisConnectionOptions {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Secrets
+
+/** util.inspect's hook (the registered symbol, so that this module needs no import for it). */
+export const INSPECT = Symbol.for('nodejs.util.inspect.custom')
+
+/** Option keys whose values are secrets, wherever they appear (ACL and TLS material). */
+const SECRET_KEYS = /^(password|passphrase|key|pfx|secret|token|credentials(Provider)?)$/i
+const REDACTED = '[redacted]'
+
+/** A URL with the password of its userinfo replaced, e.g. `redis://user:***@host:6379`. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password === '') return url
+    parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    // Not a URL: do not echo what might be a secret.
+    return REDACTED
+  }
+}
+
+/**
+ * A copy of connection options fit to print: passwords, TLS keys and URL passwords replaced, a client
+ * passed in shown by kind only. Used by util.inspect of connections, stores and buses.
+ */
+export function redactConnectionOptions(value: unknown, key = ''): unknown {
+  if (SECRET_KEYS.test(key)) return value === undefined ? undefined : REDACTED
+  if (key === 'url' && typeof value === 'string') return redactUrl(value)
+  if (key === 'client' && isObject(value)) return '[node-redis client]'
+  if (Array.isArray(value)) return value.map((item) => redactConnectionOptions(item))
+  if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`
+  if (typeof value === 'function') return '[function]'
+  if (!isObject(value)) return value
+  const copy: Record<string, unknown> = {}
+  for (const [name, item] of Object.entries(value)) copy[name] = redactConnectionOptions(item, name)
+  return copy
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Connection
 
 /** node-redis type mapping that keeps bulk strings as Buffers: entry bytes never go through UTF-8. */
@@ -233,7 +342,46 @@ function cappedBackoff(maxDelay: number): (retries: number) => number {
   return (retries) => Math.min(maxDelay, 50 * 2 ** Math.min(retries, 20) + Math.floor(Math.random() * 25))
 }
 
-/** A sleep that does not keep the process alive. */
+/**
+ * How many abort listeners a SocketSignal keeps: Node adds two per socket and never removes them, and a
+ * client opens one socket at a time, so only the newest ones can belong to a socket still open.
+ */
+const SOCKET_LISTENERS_KEPT = 4
+
+/**
+ * An AbortSignal look-alike (Node takes any object with `aborted` and the listener methods) for the sockets
+ * of one node-redis client. Why not an AbortSignal: Node 20 adds listeners for every socket created with
+ * it and removes none when the socket closes, so a client reconnecting for an hour would hold every
+ * socket it ever opened. This one keeps the last few listeners only.
+ */
+class SocketSignal {
+  aborted = false
+  reason: unknown = undefined
+  private listeners: (() => void)[] = []
+
+  addEventListener(_type: string, listener: () => void): void {
+    if (this.aborted) {
+      queueMicrotask(listener)
+      return
+    }
+    this.listeners.push(listener)
+    if (this.listeners.length > SOCKET_LISTENERS_KEPT) this.listeners.shift()
+  }
+
+  removeEventListener(_type: string, listener: () => void): void {
+    this.listeners = this.listeners.filter((kept) => kept !== listener)
+  }
+
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.reason = new CacheClosedError()
+    const listeners = this.listeners
+    this.listeners = []
+    for (const listener of listeners) listener()
+  }
+}
+
 /** Not a reply from Redis: the connection failed (offline, closed, refused, timed out). */
 function isConnectionError(error: unknown): boolean {
   return error instanceof Error && !(error instanceof ErrorReply)
@@ -242,21 +390,42 @@ function isConnectionError(error: unknown): boolean {
 /** The least time between two topology refreshes of a cluster client. */
 const MIN_REFRESH_INTERVAL_MS = 500
 
+/** The least pause between two questions to the sentinels while the master is lost. */
+const MIN_LOCATE_INTERVAL_MS = 100
+
 /**
  * A lazily opened node-redis client or cluster client with bounded waits. Shared by redisStore and
  * redisBus (the bus publishes through it, uses `raw()` to find a channel's Cluster node and
  * `dedicatedClient()` for its subscriber connections).
+ *
+ * With Sentinel, the client is a plain client to the master (see sentinel.ts), replaced when the master
+ * moves. Commands are sent only while that client is `usable`: connected to a node whose ROLE said
+ * master since its last (re)connection. From a drop, a READONLY reply or a `+switch-master` until then,
+ * they fail at once (a node that was master may be a replica now: reads there could be stale, writes
+ * fail), and the sentinels are asked again until a master is confirmed (relocate()).
  * @internal
  */
 export class RedisConnection {
   readonly isCluster: boolean
+  readonly isSentinel: boolean
   /** Whether this connection opened the client (and so closes it). */
   readonly owned: boolean
   readonly connectTimeout: number
   readonly maxReconnectDelay: number
   private client: NodeRedisClient | NodeRedisCluster | undefined
   private connecting: Promise<void> | undefined
+  /** The first connection was established (it may be lost again since). */
   private connected = false
+  /**
+   * Commands may be sent now: `connected`, and with Sentinel, a master confirmed since the last change.
+   * The hot path's one check.
+   */
+  private usable = false
+  /** Sentinel: the sentinels, the master's address (as announced) and a relocation in progress. */
+  private readonly sentinel: SentinelWatch | undefined
+  private master: RedisNodeAddress | undefined
+  private relocating: Promise<void> | undefined
+  private readonly masterListeners = new Set<(master: RedisNodeAddress) => void>()
   /** A first-connection wait timed out: fail at once until the background attempt succeeds. */
   private unreachable = false
   private closed = false
@@ -269,11 +438,21 @@ export class RedisConnection {
   private readonly reconnectListeners = new Set<{ listener: () => void }>()
   /** Detaches the reconnect watch from the client; set while watching. */
   private unwatch: (() => void) | undefined
+  /**
+   * Aborted by close(): every client this connection creates carries a signal of its own in its socket
+   * options, so no socket outlives close(), not even one node-redis was still opening (see close()). Held
+   * weakly: a client's signal lives as long as the client.
+   */
+  private readonly signals = new Set<WeakRef<SocketSignal>>()
+
+  /** The options as given, secrets included: private, so that util.inspect never shows them. */
+  readonly #options: RedisConnectionOptions
 
   constructor(
-    readonly options: RedisConnectionOptions,
+    options: RedisConnectionOptions,
     private readonly owner: string,
   ) {
+    this.#options = options
     this.connectTimeout = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT
     this.maxReconnectDelay = options.maxReconnectDelay ?? DEFAULT_MAX_RECONNECT_DELAY
     if (options.client !== undefined) {
@@ -284,6 +463,64 @@ export class RedisConnection {
       this.owned = true
       this.isCluster = options.cluster !== undefined
     }
+    this.isSentinel = options.sentinel !== undefined
+    if (options.sentinel !== undefined) {
+      const sentinel = options.sentinel
+      const socket = this.socketOptions(sentinel.socket ?? {})
+      this.sentinel = new SentinelWatch(
+        sentinel,
+        (node) => sentinelClient(node, sentinel, socket),
+        this.connectTimeout,
+        this.maxReconnectDelay,
+      )
+    }
+  }
+
+  /** The connection options with every secret replaced (see redactConnectionOptions). */
+  get options(): unknown {
+    return redactConnectionOptions(this.#options)
+  }
+
+  [INSPECT](): unknown {
+    return {
+      owner: this.owner,
+      options: this.options,
+      connected: this.connected,
+      closed: this.closed,
+      ...(this.master !== undefined && { master: addressKey(this.master) }),
+    }
+  }
+
+  /**
+   * Sentinel: the master's address (as announced). Unless `fresh`, the one this connection confirmed, if
+   * it has one now; else (or when `fresh`) what the sentinels say.
+   */
+  async sentinelMaster(fresh = false): Promise<RedisNodeAddress> {
+    if (!fresh && this.usable && this.master !== undefined) return this.master
+    return this.sentinel!.locate()
+  }
+
+  /** Sentinel: calls `listener` each time this connection moved to another master; returns the unsubscribe. */
+  onMasterChange(listener: (master: RedisNodeAddress) => void): () => void {
+    this.masterListeners.add(listener)
+    return () => {
+      this.masterListeners.delete(listener)
+    }
+  }
+
+  /**
+   * Sentinel: a new, unconnected client to the master at `address` (as announced) with our connection
+   * policy and the master's credentials, for a connection of its own (the bus' subscriber).
+   */
+  masterClient(address: RedisNodeAddress): NodeRedisClient {
+    const options = this.#options as RedisSentinelConnectionOptions
+    const node = mapAddress(options.nodeAddressMap, address)
+    return createClient({
+      socket: { ...this.socketOptions(options.socket), host: node.host, port: node.port },
+      ...(options.username !== undefined && { username: options.username }),
+      ...(options.password !== undefined && { password: options.password }),
+      disableOfflineQueue: true,
+    }) as unknown as NodeRedisClient
   }
 
   /**
@@ -308,18 +545,14 @@ export class RedisConnection {
    * of the master to connect to (required).
    */
   dedicatedClient(base?: NodeRedisClient): NodeRedisClient {
-    if (base === undefined && this.options.url !== undefined) {
-      return createClient(this.urlClientOptions(this.options.url)) as unknown as NodeRedisClient
+    if (base === undefined && this.#options.url !== undefined) {
+      return createClient(this.urlClientOptions(this.#options.url)) as unknown as NodeRedisClient
     }
-    const from = base ?? (this.isCluster ? undefined : (this.options.client as NodeRedisClient))
+    const from = base ?? (this.isCluster ? undefined : (this.#options.client as NodeRedisClient))
     if (from === undefined)
       throw new Error(`${this.owner}: a Cluster connection needs the node to connect to`)
     return from.duplicate({
-      socket: {
-        ...from.options.socket,
-        connectTimeout: this.connectTimeout,
-        reconnectStrategy: this.reconnectStrategy(),
-      } as RedisSocketOptions,
+      socket: this.socketOptions(from.options.socket as RedisSocketOptions),
       disableOfflineQueue: true,
       // Not inherited from an application client: they make no sense on a subscriber connection, and a
       // PING there can interleave with subscription replies.
@@ -334,7 +567,7 @@ export class RedisConnection {
    * after that, and whenever a wait has already timed out, never waits (node-redis fails fast offline).
    */
   async raw(): Promise<NodeRedisClient | NodeRedisCluster> {
-    if (!this.connected) await this.ready()
+    if (!this.usable) await this.ready()
     return this.client!
   }
 
@@ -343,24 +576,37 @@ export class RedisConnection {
    * server it is ignored. Commands issued in the same tick are pipelined by node-redis.
    */
   send(key: RedisArgument | undefined, args: RedisArgument[], readonly = false): Promise<unknown> {
-    if (this.connected && !this.closed) return this.dispatch(key, args, readonly)
+    if (this.usable && !this.closed) return this.dispatch(key, args, readonly)
     return this.ready().then(() => this.dispatch(key, args, readonly))
   }
 
+  /**
+   * Lets operations already sent finish (at most CLOSE_GRACE_MS), then drops every connection this
+   * connection opened. A client still making its first connection is dropped too: node-redis' destroy()
+   * does not close a socket it is still opening (the TCP connect completes afterwards, unowned, and keeps
+   * the process alive), which is why every socket of ours also carries an abort signal.
+   */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.usable = false
     this.reconnectListeners.clear()
+    this.masterListeners.clear()
     this.stopWatching()
+    this.sentinel?.close()
     const client = this.client
-    if (!this.owned || client === undefined) return
-    if (this.inflight > 0) {
-      await Promise.race([
-        new Promise<void>((resolve) => (this.onIdle = resolve)),
-        unrefSleep(CLOSE_GRACE_MS),
-      ])
+    if (this.owned && client !== undefined) {
+      if (this.inflight > 0) {
+        await Promise.race([
+          new Promise<void>((resolve) => (this.onIdle = resolve)),
+          unrefSleep(CLOSE_GRACE_MS),
+        ])
+      }
+      destroyClient(client)
     }
-    destroyClient(client)
+    // Sockets still being opened, and those of dedicated (bus subscriber) clients of ours.
+    for (const ref of this.signals) ref.deref()?.abort()
+    this.signals.clear()
   }
 
   /**
@@ -420,20 +666,24 @@ export class RedisConnection {
   private readonly failed = (error: unknown): never => {
     if (--this.inflight === 0 && this.onIdle) this.onIdle()
     if (this.isCluster && isConnectionError(error)) void this.refreshTopology()
+    else if (this.sentinel !== undefined && isReadOnly(error)) this.masterLost()
     throw error
   }
 
   private async ready(): Promise<void> {
     if (this.closed) throw new CacheClosedError()
-    if (this.connected) return
+    if (this.usable) return
     if (!this.owned) {
       if (!this.client!.isOpen) {
         throw new Error(`${this.owner}: the client passed in is not connected (call its connect() first)`)
       }
       this.connected = true
+      this.usable = true
       this.watch()
       return
     }
+    // Sentinel, once connected: the master was lost and is not confirmed again yet. Fail fast.
+    if (this.connected) throw this.masterUnconfirmed()
     if (this.unreachable) throw this.unavailable()
     if (this.connecting === undefined) {
       this.connecting = this.open()
@@ -455,7 +705,12 @@ export class RedisConnection {
   }
 
   private unavailable(): Error {
-    const where = this.options.url !== undefined ? 'Redis' : 'the Redis Cluster'
+    const where =
+      this.#options.url !== undefined
+        ? 'Redis'
+        : this.sentinel !== undefined
+          ? `the Redis Sentinel master ${this.sentinel.name}`
+          : 'the Redis Cluster'
     return new Error(
       `${this.owner}: cannot reach ${where} (no connection within ${this.connectTimeout} ms)`,
       {
@@ -464,26 +719,57 @@ export class RedisConnection {
     )
   }
 
-  /** The node-redis reconnect strategy every connection of ours uses. */
-  private reconnectStrategy(): (retries: number) => number {
-    return cappedBackoff(this.maxReconnectDelay)
+  /**
+   * The node-redis reconnect strategy every connection of ours uses; after close() it stops retrying (a
+   * retry would wait in a timer that keeps the process alive).
+   */
+  private reconnectStrategy(): (retries: number) => number | false {
+    const backoff = cappedBackoff(this.maxReconnectDelay)
+    return (retries) => (this.closed ? false : backoff(retries))
+  }
+
+  /**
+   * Socket options of ours on top of the caller's: timeouts, reconnects, and close()'s abort signal. The
+   * signal is a getter that makes a new one each time it is read: node-redis copies socket options once per
+   * client (a Cluster once per node client), so each client gets its own (see SocketSignal).
+   */
+  private socketOptions<T extends object>(given: T | undefined): T {
+    const theirs = (given as { signal?: AbortSignal } | undefined)?.signal
+    const options = {
+      ...given,
+      connectTimeout: this.connectTimeout,
+      reconnectStrategy: this.reconnectStrategy(),
+    }
+    Object.defineProperty(options, 'signal', {
+      enumerable: true,
+      get: () => {
+        const signal = new SocketSignal()
+        if (this.closed) signal.abort()
+        theirs?.addEventListener('abort', () => signal.abort(), { once: true })
+        for (const ref of this.signals) if (ref.deref() === undefined) this.signals.delete(ref)
+        this.signals.add(new WeakRef(signal))
+        return signal
+      },
+    })
+    return options as T
   }
 
   private urlClientOptions(url: string): RedisClientOptions {
-    const socket = this.options.url !== undefined ? this.options.socket : undefined
-    return {
-      url,
-      socket: {
-        ...socket,
-        connectTimeout: this.connectTimeout,
-        reconnectStrategy: this.reconnectStrategy(),
-      } as RedisSocketOptions,
-      disableOfflineQueue: true,
-    }
+    const socket = this.#options.url !== undefined ? this.#options.socket : undefined
+    return { url, socket: this.socketOptions(socket), disableOfflineQueue: true }
+  }
+
+  private masterUnconfirmed(): Error {
+    return new Error(
+      `${this.owner}: no confirmed master ${this.sentinel!.name} right now (it was lost or moved; asking the sentinels)`,
+      { cause: this.lastError },
+    )
   }
 
   /** Starts watching for reconnects once someone listens and the first connection is established. */
   private watch(): void {
+    // Sentinel: reported by confirmMaster() and adopt(), which know when a master is usable again.
+    if (this.sentinel !== undefined) return
     if (this.unwatch !== undefined || this.closed || this.reconnectListeners.size === 0) return
     const client = this.client
     if (client === undefined || (this.owned && !this.connected)) return
@@ -517,10 +803,125 @@ export class RedisConnection {
     }
   }
 
+  // ---- Sentinel ----------------------------------------------------------------------------------------
+
+  /**
+   * Connects a new client to the master at `address` and checks with ROLE that it is one; rejects (after
+   * dropping the client) when it cannot connect within connectTimeout or is not a master.
+   */
+  private async connectMaster(address: RedisNodeAddress): Promise<NodeRedisClient> {
+    const client = this.masterClient(address)
+    client.on('error', (error: unknown) => {
+      this.lastError = error
+    })
+    try {
+      const role = await withTimeout(
+        (async () => {
+          await client.connect()
+          return client.sendCommand(['ROLE'])
+        })(),
+        this.connectTimeout,
+        () => new Error(`no connection to ${addressKey(address)} within ${this.connectTimeout} ms`),
+      )
+      if (!isMasterRole(role))
+        throw new Error(`${addressKey(address)} is not a master (ROLE ${String(role)})`)
+      return client
+    } catch (error) {
+      destroyClient(client)
+      throw error
+    }
+  }
+
+  /** Makes `client` (connected to the confirmed master at `address`) the one commands go to. */
+  private adopt(client: NodeRedisClient, address: RedisNodeAddress): void {
+    const previous = this.client
+    const moved = this.master !== undefined && !sameAddress(this.master, address)
+    this.client = client
+    this.master = address
+    client.on('reconnecting', () => {
+      if (client === this.client) this.masterLost()
+    })
+    client.on('ready', () => {
+      if (client === this.client) void this.confirmMaster(client)
+    })
+    if (previous !== undefined && previous !== client) destroyClient(previous as NodeRedisClient)
+    if (!this.connected) return // the first connection: open() finishes it
+    this.usable = true
+    this.reconnected()
+    if (moved) for (const listener of [...this.masterListeners]) listener(address)
+  }
+
+  /** The connection dropped, a command got READONLY, or the master moved: stop sending, find it again. */
+  private masterLost(): void {
+    if (this.closed || !this.connected) return
+    this.usable = false
+    this.relocate()
+  }
+
+  private masterSwitched(address: RedisNodeAddress): void {
+    if (this.usable && sameAddress(address, this.master)) return
+    this.masterLost()
+  }
+
+  /** After the client reconnected by itself: usable again if the node is still the master. */
+  private async confirmMaster(client: NodeRedisClient): Promise<void> {
+    try {
+      const role = await withTimeout(
+        client.sendCommand(['ROLE']),
+        this.connectTimeout,
+        () => new Error('ROLE timed out'),
+      )
+      if (client !== this.client || this.closed) return
+      if (isMasterRole(role)) {
+        if (!this.usable) {
+          this.usable = true
+          this.reconnected()
+        }
+        return
+      }
+      this.lastError = new Error(`${addressKey(this.master!)} is no longer the master (a failover)`)
+    } catch (error) {
+      this.lastError = error
+    }
+    if (client === this.client) this.masterLost()
+  }
+
+  /**
+   * Until a master is confirmed: asks the sentinels; another address means a failover (connect there,
+   * confirm, adopt); the same one means the node is coming back or the sentinels have not noticed yet, so
+   * the client's own reconnect (or a ROLE check, if it is connected) decides. One loop at a time.
+   */
+  private relocate(): void {
+    if (this.relocating !== undefined || this.closed) return
+    const sentinel = this.sentinel!
+    const backoff = cappedBackoff(this.maxReconnectDelay)
+    this.relocating = (async () => {
+      for (let attempt = 0; !this.closed && !this.usable; attempt++) {
+        try {
+          const address = await sentinel.locate()
+          if (this.closed || this.usable) return
+          if (!sameAddress(address, this.master)) {
+            const client = await this.connectMaster(address)
+            if (this.closed) return destroyClient(client)
+            this.adopt(client, address)
+            return
+          }
+          const client = this.client as NodeRedisClient
+          if (client.isReady) await this.confirmMaster(client)
+        } catch (error) {
+          this.lastError = error
+        }
+        if (this.closed || this.usable) return
+        await unrefSleep(Math.max(MIN_LOCATE_INTERVAL_MS, backoff(attempt)))
+      }
+    })().finally(() => {
+      this.relocating = undefined
+    })
+  }
+
   /** Opens the client; retries in the background until connected or closed (never rejects otherwise). */
   private async open(): Promise<void> {
-    const options = this.options
-    const reconnectStrategy = this.reconnectStrategy()
+    const options = this.#options
     const remember = (error: unknown) => {
       this.lastError = error
     }
@@ -540,7 +941,7 @@ export class RedisConnection {
         const cluster = createCluster({
           rootNodes: options.cluster.map((node) => ({ socket: { host: node.host, port: node.port } })),
           defaults: {
-            socket: { ...options.socket, connectTimeout: this.connectTimeout, reconnectStrategy },
+            socket: this.socketOptions(options.socket),
             ...(options.username !== undefined && { username: options.username }),
             ...(options.password !== undefined && { password: options.password }),
             disableOfflineQueue: true,
@@ -563,18 +964,43 @@ export class RedisConnection {
         } catch (error) {
           remember(error)
           destroyClient(cluster as unknown as NodeRedisCluster)
-          await unrefSleep(reconnectStrategy(attempt))
+          await unrefSleep(cappedBackoff(this.maxReconnectDelay)(attempt))
         }
       }
       if (this.closed) throw new CacheClosedError()
+    } else if (this.sentinel !== undefined) {
+      const sentinel = this.sentinel
+      for (let attempt = 0; ; attempt++) {
+        if (this.closed) throw new CacheClosedError()
+        try {
+          const address = await sentinel.locate()
+          const client = await this.connectMaster(address)
+          if (this.closed) {
+            destroyClient(client)
+            throw new CacheClosedError()
+          }
+          this.adopt(client, address)
+          break
+        } catch (error) {
+          if (error instanceof CacheClosedError) throw error
+          remember(error)
+          await unrefSleep(cappedBackoff(this.maxReconnectDelay)(attempt))
+        }
+      }
+      sentinel.watch((address) => this.masterSwitched(address))
     }
     this.connected = true
+    this.usable = true
     this.unreachable = false
     this.watch()
     // A first connection that only succeeded after failed attempts is a comeback too: the cache may have
     // opened its circuit breaker meanwhile, and this is the cue to probe it.
     if (this.lastError !== undefined) this.reconnected()
   }
+}
+
+function isReadOnly(error: unknown): boolean {
+  return error instanceof ErrorReply && error.message.startsWith('READONLY')
 }
 
 /** Drops a node-redis client or cluster at once (close() can wait forever on an unresponsive server). */

@@ -70,7 +70,8 @@ export class RemoteTier {
   }
 
   set(key: string, bytes: Uint8Array, version: number, ttlMs: number, deadline?: number): Promise<number> {
-    return this.call('set', () => this.checked(this.store.set(key, bytes, version, ttlMs)), deadline)
+    // The store gets the moment this call stops waiting: a copy that reaches it later must not apply.
+    return this.call('set', (end) => this.checked(this.store.set(key, bytes, version, ttlMs, end)), deadline)
   }
 
   setIfNewer(
@@ -85,7 +86,18 @@ export class RemoteTier {
   }
 
   delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number> {
-    return this.call('delete', () => this.checked(this.store.delete(key, version, tombstoneTtlMs)), deadline)
+    const start = (end: number) => this.checked(this.store.delete(key, version, tombstoneTtlMs, end))
+    return this.call('delete', start, deadline)
+  }
+
+  deleteIfNewer(
+    key: string,
+    version: number,
+    tombstoneTtlMs: number,
+    deadline?: number,
+  ): Promise<number | undefined> {
+    const start = () => this.checked(this.store.deleteIfNewer(key, version, tombstoneTtlMs))
+    return this.call('deleteIfNewer', start, deadline)
   }
 
   getStamps(keys: readonly string[], deadline?: number): Promise<number[]> {
@@ -112,16 +124,17 @@ export class RemoteTier {
 
   /**
    * Runs a store call under the breaker and the timeout (the sooner of `l2Timeout` and `deadline`).
-   * Past the deadline it fails at once without touching the store or the breaker.
+   * Past the deadline it fails at once without touching the store or the breaker. `start` gets the moment
+   * the call stops waiting (epoch ms), for stores that must not apply a write that arrives after it.
    */
-  call<T>(operation: string, start: () => Promise<T>, deadline?: number): Promise<T> {
+  call<T>(operation: string, start: (end: number) => Promise<T>, deadline?: number): Promise<T> {
     const timeoutMs = this.budget(deadline)
     const admission = this.admit(timeoutMs)
     if (admission !== Admission.Call && admission !== Admission.Probe)
       return this.refuse(operation, admission)
     let call: Promise<T>
     try {
-      call = start()
+      call = start(Date.now() + timeoutMs)
     } catch (err) {
       return this.failedToStart(admission, err)
     }

@@ -126,10 +126,17 @@ class MemcachedStore implements RemoteStore {
 
   // Every write below decides on `versionOf(item, proposed)`: garbage reads as no item at all.
 
-  async set(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number> {
+  async set(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    deadline?: number,
+  ): Promise<number> {
     checkVersion(version)
     checkTtl(ttlMs)
     return this.update(key, ttlMs, (item) => {
+      this.checkDeadline(deadline)
       const stored = versionOf(item, version)
       const given = stored !== undefined && stored >= version ? stored + 1 : version
       return { write: encode(ENTRY, given, this.clock.now() + ttlMs, bytes), result: given }
@@ -151,13 +158,24 @@ class MemcachedStore implements RemoteStore {
     })
   }
 
-  async delete(key: string, version: number, tombstoneTtlMs: number): Promise<number> {
+  async delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number> {
+    checkVersion(version)
+    checkTtl(tombstoneTtlMs)
+    return this.update(key, tombstoneTtlMs, (item) => {
+      this.checkDeadline(deadline)
+      const stored = versionOf(item, version)
+      const given = stored !== undefined && stored >= version ? stored + 1 : version
+      return { write: encode(TOMBSTONE, given, this.clock.now() + tombstoneTtlMs), result: given }
+    })
+  }
+
+  async deleteIfNewer(key: string, version: number, tombstoneTtlMs: number): Promise<number | undefined> {
     checkVersion(version)
     checkTtl(tombstoneTtlMs)
     return this.update(key, tombstoneTtlMs, (item) => {
       const stored = versionOf(item, version)
-      const given = stored !== undefined && stored >= version ? stored + 1 : version
-      return { write: encode(TOMBSTONE, given, this.clock.now() + tombstoneTtlMs), result: given }
+      if (stored !== undefined && stored >= version) return { write: undefined, result: stored }
+      return { write: encode(TOMBSTONE, version, this.clock.now() + tombstoneTtlMs), result: undefined }
     })
   }
 
@@ -242,6 +260,15 @@ class MemcachedStore implements RemoteStore {
       }
     }
     throw new Error(`memcachedStore: gave up on ${key} after ${MAX_ATTEMPTS} conflicting writes`)
+  }
+
+  /**
+   * The writer stops waiting at `deadline` and retries conditionally (store.ts): a CAS round that would
+   * write after it does not. (The compare-and-swap makes a late final write land only over what it read.)
+   */
+  private checkDeadline(deadline: number | undefined): void {
+    if (deadline !== undefined && this.clock.now() > deadline)
+      throw new Error('memcachedStore: the writer gave up on this write')
   }
 
   private async read(key: string): Promise<Read> {

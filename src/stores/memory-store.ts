@@ -35,7 +35,14 @@ class MemoryStore implements RemoteStore {
     return slot?.bytes ? { bytes: slot.bytes, version: slot.version } : undefined
   }
 
-  async set(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number> {
+  async set(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    deadline?: number,
+  ): Promise<number> {
+    this.checkDeadline(deadline)
     const stored = this.believable(key, version)
     const given = stored && stored.version >= version ? stored.version + 1 : version
     this.entries.set(key, { bytes, version: given, expiresAt: this.clock.now() + ttlMs })
@@ -54,11 +61,19 @@ class MemoryStore implements RemoteStore {
     return undefined
   }
 
-  async delete(key: string, version: number, tombstoneTtlMs: number): Promise<number> {
+  async delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number> {
+    this.checkDeadline(deadline)
     const stored = this.believable(key, version)
     const given = stored && stored.version >= version ? stored.version + 1 : version
     this.entries.set(key, { bytes: undefined, version: given, expiresAt: this.clock.now() + tombstoneTtlMs })
     return given
+  }
+
+  async deleteIfNewer(key: string, version: number, tombstoneTtlMs: number): Promise<number | undefined> {
+    const stored = this.believable(key, version)
+    if (stored && stored.version >= version) return stored.version
+    this.entries.set(key, { bytes: undefined, version, expiresAt: this.clock.now() + tombstoneTtlMs })
+    return undefined
   }
 
   async getStamps(keys: readonly string[]): Promise<number[]> {
@@ -97,6 +112,12 @@ class MemoryStore implements RemoteStore {
   }
 
   async close(): Promise<void> {}
+
+  /** A write that arrives after its writer's deadline must not apply (store.ts). */
+  private checkDeadline(deadline: number | undefined): void {
+    if (deadline !== undefined && this.clock.now() > deadline)
+      throw new Error('the writer gave up on this write')
+  }
 
   /** The live slot of `key`, unless its version is garbage next to `proposed` (see store.ts). */
   private believable(key: string, proposed: number): Slot | undefined {

@@ -29,7 +29,12 @@ import { createHash } from 'node:crypto'
 import type { RedisArgument } from 'redis'
 import { MAX_VERSION_LEAD } from '../coherence/hlc.js'
 import { CorruptEntryError } from '../errors.js'
-import { type RedisConnection, type RedisConnectionOptions, redisConnection } from '../redis/connection.js'
+import {
+  INSPECT,
+  type RedisConnection,
+  type RedisConnectionOptions,
+  redisConnection,
+} from '../redis/connection.js'
 import type { RemoteStore, StoredEntry } from './store.js'
 
 export type RedisStoreOptions = RedisConnectionOptions
@@ -58,8 +63,20 @@ const STORED_VERSION = `local function stored_version(key, proposed)
 end
 `
 
+/**
+ * True once Redis' clock is past `deadline` (epoch ms, or '' for none): the writer stopped waiting for
+ * this write then and retries it conditionally, so a copy that arrives late (held up by the network)
+ * must not apply and overwrite what came after it (store.ts).
+ */
+const EXPIRED = `local function expired(deadline)
+  if deadline == nil or deadline == '' then return false end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
+end
+`
+
 function script(body: string): Script {
-  const source = STORED_VERSION + body
+  const source = STORED_VERSION + EXPIRED + body
   return { source, sha1: createHash('sha1').update(source).digest('hex') }
 }
 
@@ -67,7 +84,9 @@ function script(body: string): Script {
  * KEYS[1] entry key; ARGV[1] entry bytes, ARGV[2] proposed version (decimal), ARGV[3] TTL in ms.
  * Always writes, with version max(proposed, stored + 1); returns that version as 16 hex digits.
  */
-const SET_ENTRY = script(`local version = tonumber(ARGV[2])
+const SET_ENTRY =
+  script(`if expired(ARGV[4]) then return redis.error_reply('EXPIRED the writer gave up on this write') end
+local version = tonumber(ARGV[2])
 local stored = stored_version(KEYS[1], version)
 if stored ~= nil and stored >= version then version = stored + 1 end
 local head = string.format('%016x', version)
@@ -87,7 +106,9 @@ return false`)
  * KEYS[1] entry key; ARGV[1] proposed version (decimal), ARGV[2] tombstone TTL in ms.
  * Replaces the key with a tombstone of version max(proposed, stored + 1); returns it (16 hex).
  */
-const DELETE_ENTRY = script(`local version = tonumber(ARGV[1])
+const DELETE_ENTRY =
+  script(`if expired(ARGV[3]) then return redis.error_reply('EXPIRED the writer gave up on this write') end
+local version = tonumber(ARGV[1])
 local stored = stored_version(KEYS[1], version)
 if stored ~= nil and stored >= version then version = stored + 1 end
 redis.call('SET', KEYS[1], 't' .. string.format('%015x', version), 'PX', ARGV[2])
@@ -110,6 +131,15 @@ local remaining = redis.call('PTTL', KEYS[1])
 redis.call('SET', KEYS[1], value)
 if remaining > ttl then redis.call('PEXPIRE', KEYS[1], remaining) else redis.call('PEXPIRE', KEYS[1], ttl) end
 return value`)
+
+/**
+ * KEYS[1] entry key; ARGV[1] version (decimal), ARGV[2] tombstone TTL in ms. Writes a tombstone of that
+ * version unless the stored entry or tombstone is as new or newer; then returns its version (16 hex).
+ */
+const DELETE_IF_NEWER = script(`local stored = stored_version(KEYS[1], tonumber(ARGV[1]))
+if stored ~= nil and stored >= tonumber(ARGV[1]) then return string.format('%016x', stored) end
+redis.call('SET', KEYS[1], 't' .. string.format('%015x', tonumber(ARGV[1])), 'PX', ARGV[2])
+return false`)
 
 /** KEYS[1] lease key; ARGV[1] token. Deletes the lease only if it still holds the token. */
 const RELEASE_LEASE =
@@ -145,6 +175,10 @@ function checkVersion(version: number): void {
   if (!Number.isSafeInteger(version) || version < 0) {
     throw new RangeError(`version must be a non-negative integer below 2^53, got ${version}`)
   }
+}
+
+function deadlineArgument(deadline: number | undefined): string {
+  return deadline === undefined || !Number.isFinite(deadline) ? '' : String(Math.ceil(deadline))
 }
 
 function ttlArgument(ttlMs: number): string {
@@ -196,7 +230,7 @@ class RedisStore implements RemoteStore {
 
   constructor(connection: RedisConnection) {
     this.connection = connection
-    this.name = connection.isCluster ? 'redis-cluster' : 'redis'
+    this.name = connection.isCluster ? 'redis-cluster' : connection.isSentinel ? 'redis-sentinel' : 'redis'
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {
@@ -221,11 +255,22 @@ class RedisStore implements RemoteStore {
     return { bytes: value.subarray(HEADER_BYTES), version }
   }
 
-  async set(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number> {
+  async set(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    deadline?: number,
+  ): Promise<number> {
     checkVersion(version)
     const ttl = ttlArgument(ttlMs)
     return scriptVersion(
-      await runScript(this.connection, SET_ENTRY, key, [toBuffer(bytes), String(version), ttl]),
+      await runScript(this.connection, SET_ENTRY, key, [
+        toBuffer(bytes),
+        String(version),
+        ttl,
+        deadlineArgument(deadline),
+      ]),
     )
   }
 
@@ -242,10 +287,17 @@ class RedisStore implements RemoteStore {
     return stored === null ? undefined : scriptVersion(stored)
   }
 
-  async delete(key: string, version: number, tombstoneTtlMs: number): Promise<number> {
+  async delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number> {
+    checkVersion(version)
+    const args = [String(version), ttlArgument(tombstoneTtlMs), deadlineArgument(deadline)]
+    return scriptVersion(await runScript(this.connection, DELETE_ENTRY, key, args))
+  }
+
+  async deleteIfNewer(key: string, version: number, tombstoneTtlMs: number): Promise<number | undefined> {
     checkVersion(version)
     const args = [String(version), ttlArgument(tombstoneTtlMs)]
-    return scriptVersion(await runScript(this.connection, DELETE_ENTRY, key, args))
+    const stored = await runScript(this.connection, DELETE_IF_NEWER, key, args)
+    return stored === null ? undefined : scriptVersion(stored)
   }
 
   async getStamps(keys: readonly string[]): Promise<number[]> {
@@ -286,6 +338,11 @@ class RedisStore implements RemoteStore {
 
   close(): Promise<void> {
     return this.connection.close()
+  }
+
+  /** What util.inspect shows: never the client or the options as given (they hold the secrets). */
+  [INSPECT](): unknown {
+    return { name: this.name, connection: this.connection.options }
   }
 }
 

@@ -243,16 +243,20 @@ class ShardedStoreImpl implements ShardedStore {
     return route.shard.tier.get(route.key)
   }
 
-  set(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number> {
-    return this.onRoute(key, (shard, name) => shard.tier.set(name, bytes, version, ttlMs))
+  set(key: string, bytes: Uint8Array, version: number, ttlMs: number, deadline?: number): Promise<number> {
+    return this.onRoute(key, (shard, name) => shard.tier.set(name, bytes, version, ttlMs, deadline))
   }
 
   setIfNewer(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number | undefined> {
     return this.onRoute(key, (shard, name) => shard.tier.setIfNewer(name, bytes, version, ttlMs))
   }
 
-  delete(key: string, version: number, tombstoneTtlMs: number): Promise<number> {
-    return this.onRoute(key, (shard, name) => shard.tier.delete(name, version, tombstoneTtlMs))
+  delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number> {
+    return this.onRoute(key, (shard, name) => shard.tier.delete(name, version, tombstoneTtlMs, deadline))
+  }
+
+  deleteIfNewer(key: string, version: number, tombstoneTtlMs: number): Promise<number | undefined> {
+    return this.onRoute(key, (shard, name) => shard.tier.deleteIfNewer(name, version, tombstoneTtlMs))
   }
 
   async acquireLease(key: string, token: string, ttlMs: number): Promise<boolean> {

@@ -33,8 +33,15 @@ export interface RemoteStore {
   readonly guardsMembers?: boolean
   /** The live entry under `key`; undefined if there is none, it expired, or it is a tombstone. */
   get(key: string): Promise<StoredEntry | undefined>
-  /** Stores `bytes` for `ttlMs` with version max(version, stored + 1); resolves to that version. */
-  set(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number>
+  /**
+   * Stores `bytes` for `ttlMs` with version max(version, stored + 1); resolves to that version.
+   * `deadline` (epoch ms): the writer stops waiting for the write then, and retries it later with
+   * setIfNewer, so the store must not apply a copy that reaches it after the deadline (a request held up
+   * by the network would otherwise land after newer writes and win over them). It is judged by the
+   * store's clock where it has one (Redis TIME), so clock skew between the store and the writer widens or
+   * narrows the window by the skew. A store that cannot tell applies it.
+   */
+  set(key: string, bytes: Uint8Array, version: number, ttlMs: number, deadline?: number): Promise<number>
   /**
    * Stores `bytes` with `version` only if what is stored (entry or tombstone) is older. Resolves to
    * undefined when written, or to the stored newer version when refused.
@@ -42,9 +49,17 @@ export interface RemoteStore {
   setIfNewer(key: string, bytes: Uint8Array, version: number, ttlMs: number): Promise<number | undefined>
   /**
    * Replaces the entry with a tombstone of version max(version, stored + 1), kept for `tombstoneTtlMs`
-   * (so that a later write of the key still gets a larger version); resolves to that version.
+   * (so that a later write of the key still gets a larger version); resolves to that version. `deadline`:
+   * as for set().
    */
-  delete(key: string, version: number, tombstoneTtlMs: number): Promise<number>
+  delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number>
+  /**
+   * Replaces what is stored with a tombstone of `version`, kept for `tombstoneTtlMs`, only if what is
+   * stored (entry or tombstone) is older. Resolves to undefined when written, or to the stored newer
+   * version when refused. The retry of a delete that failed uses it: a write made since, by any node,
+   * must survive it, whatever happens between reading the key and writing the tombstone.
+   */
+  deleteIfNewer(key: string, version: number, tombstoneTtlMs: number): Promise<number | undefined>
   /**
    * Reads generation counters (tag and namespace stamps); a missing stamp reads as 0, one that is not a
    * non-negative integer (garbage) as NaN, which the cache repairs with a bump.

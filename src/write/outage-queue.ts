@@ -113,7 +113,9 @@ export class OutageQueue {
 
   /**
    * The L2 write of `entry` (encoded as `bytes`) failed: this node keeps it (read-your-writes) and redoes
-   * it later, unless L2 holds something newer by then.
+   * it later, unless L2 holds something newer by then. The generations it recorded stay as they were: a
+   * tag invalidation or clear that resolved before it began never invalidates it, even one it did not
+   * know of (coherence.ts, point 3).
    */
   queueSet(rel: string, entry: L1Entry, bytes: Uint8Array, l2Ttl: number): void {
     const { remote, keys, invalidations } = this.parts
@@ -138,7 +140,11 @@ export class OutageQueue {
     })
   }
 
-  /** The L2 delete of `rel` failed: reads here see it until it reaches L2; redone unless superseded. */
+  /**
+   * The L2 delete of `rel` failed: reads here see it until it reaches L2; redone unless superseded. The
+   * redo is one conditional write (deleteIfNewer): a write that reached L2 since, from any node, survives
+   * it, even one that lands between a read of the key and the tombstone.
+   */
   queueDelete(rel: string, proposed: number): void {
     const { remote, keys, lifetimes, invalidations } = this.parts
     const l2Key = keys.entry(rel)
@@ -146,14 +152,13 @@ export class OutageQueue {
     this.add(keyWorkId(rel), {
       rank: proposed,
       redo: async () => {
-        const stored = await remote!.get(l2Key)
-        if (stored !== undefined && stored.version > proposed) {
-          this.sent(rel, own, stored.version)
+        const newer = await remote!.deleteIfNewer(l2Key, proposed, lifetimes.tombstoneTtl())
+        if (newer !== undefined) {
+          this.sent(rel, own, newer)
           return undefined
         }
-        const version = await remote!.delete(l2Key, proposed, lifetimes.tombstoneTtl())
-        this.sent(rel, own, version)
-        return invalidations.keys([rel], [version])
+        this.sent(rel, own, proposed)
+        return invalidations.keys([rel], [proposed])
       },
     })
   }

@@ -26,7 +26,12 @@ export interface Op {
   tags?: string[]
   start: number
   end: number
-  /** An L2 call of this node failed during the operation (a degraded read may miss: guarantee 5). */
+  /**
+   * An L2 call of this node failed during the operation, or it queued work for Redis. A degraded read may
+   * miss (guarantee 5). A degraded write or invalidation reaches other nodes only once Redis is back for
+   * this node (guarantee 5: failed invalidations are retried when Redis returns), so no propagation bound
+   * applies to it (guarantee 2); read-your-writes on this node still does (guarantee 1).
+   */
   degraded?: boolean
 }
 
@@ -92,25 +97,51 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
       const key = `k${Math.floor(random() * keys)}`
       const dice = random()
       const start = now()
+      const before = cache.stats()
+      const degraded = () => {
+        const after = cache.stats()
+        return (
+          after.l2.errors !== before.l2.errors ||
+          after.bus.publishErrors !== before.bus.publishErrors ||
+          after.pending > before.pending
+        )
+      }
       if (dice < 0.6) {
-        const errors = cache.stats().l2.errors
         const value = await cache.get<string>(key)
-        const degraded = cache.stats().l2.errors !== errors
-        history.push({ node, kind: 'get', key, value, start, end: now(), degraded })
+        const failed = cache.stats().l2.errors !== before.l2.errors
+        history.push({ node, kind: 'get', key, value, start, end: now(), degraded: failed })
       } else if (dice < 0.85) {
         const value = `${node}:${++seq}`
         await cache.set(key, value, { tags: tagsOf(key) })
-        history.push({ node, kind: 'set', key, value, start, end: now() })
+        history.push({ node, kind: 'set', key, value, start, end: now(), degraded: degraded() })
       } else if (dice < 0.95) {
         await cache.delete(key)
-        history.push({ node, kind: 'delete', key, value: undefined, start, end: now() })
+        history.push({ node, kind: 'delete', key, value: undefined, start, end: now(), degraded: degraded() })
       } else if (dice < 0.995) {
         const tag = random() < 0.5 ? `mod3:${Math.floor(random() * 3)}` : `mod4:${Math.floor(random() * 4)}`
         await cache.invalidateTags([tag])
-        history.push({ node, kind: 'tags', key: '', value: undefined, tags: [tag], start, end: now() })
+        const end = now()
+        history.push({
+          node,
+          kind: 'tags',
+          key: '',
+          value: undefined,
+          tags: [tag],
+          start,
+          end,
+          degraded: degraded(),
+        })
       } else {
         await cache.clear()
-        history.push({ node, kind: 'clear', key: '', value: undefined, start, end: now() })
+        history.push({
+          node,
+          kind: 'clear',
+          key: '',
+          value: undefined,
+          start,
+          end: now(),
+          degraded: degraded(),
+        })
       }
     }
   }
@@ -196,14 +227,17 @@ export function check(
   const all = new Map<string, ChangeIndex>()
   const byNode = new Map<string, ChangeIndex>()
   const sets = new Map<string, ChangeIndex>()
+  const undegradedSets = new Map<string, ChangeIndex>()
   const removals = new Map<string, Op[]>()
   for (const key of keys) {
     const changes = [...(perKey.get(key) ?? []), ...global.filter((op) => affects(op, key))]
-    all.set(key, new ChangeIndex(changes))
+    // Other nodes are held to a bound only by changes that reached Redis (see Op.degraded).
+    all.set(key, new ChangeIndex(changes.filter((op) => !op.degraded)))
     for (const node of new Set(changes.map((op) => op.node))) {
       byNode.set(`${node}|${key}`, new ChangeIndex(changes.filter((op) => op.node === node)))
     }
     sets.set(key, new ChangeIndex(changes.filter((op) => op.kind === 'set')))
+    undegradedSets.set(key, new ChangeIndex(changes.filter((op) => op.kind === 'set' && !op.degraded)))
     removals.set(
       key,
       changes.filter((op) => op.kind !== 'set'),
@@ -241,7 +275,9 @@ export function check(
       [0, 1],
       [otherBound, 2],
     ] as const) {
-      const set = sets.get(read.key)?.latestEndedBefore(read.start - bound)
+      const set = (guarantee === 1 ? sets : undegradedSets)
+        .get(read.key)
+        ?.latestEndedBefore(read.start - bound)
       if (set === undefined || (guarantee === 1 && set.node !== read.node)) continue
       const loss = options.lossWindowMs
       if (loss !== undefined && sortedDisruptions.some((d) => d <= read.end && d + loss >= set.start))

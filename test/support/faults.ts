@@ -60,6 +60,7 @@ export function gatedStore(inner: RemoteStore): GatedStore {
     set: wrap('set') as RemoteStore['set'],
     setIfNewer: wrap('setIfNewer') as RemoteStore['setIfNewer'],
     delete: wrap('delete') as RemoteStore['delete'],
+    deleteIfNewer: wrap('deleteIfNewer') as RemoteStore['deleteIfNewer'],
     getStamps: wrap('getStamps') as RemoteStore['getStamps'],
     bumpStamps: wrap('bumpStamps') as RemoteStore['bumpStamps'],
     ...(inner.acquireLease && { acquireLease: wrap('acquireLease') as RemoteStore['acquireLease'] }),

@@ -25,6 +25,13 @@ export function uniqueNamespace(prefix: string): string {
 }
 
 /**
+ * The L2 budget of test fleets unless a test sets its own. These tests are about coherence, leases and
+ * recovery, and run on a loaded machine where a healthy Redis (or the event loop) can take longer than
+ * the library's default of 100 ms, a production latency budget: they were written against a 1 s one.
+ */
+export const TEST_L2_TIMEOUT = '1s'
+
+/**
  * `count` cache nodes sharing one namespace, each with its own Redis connections (as separate servers
  * would have): its own redisStore for L2 and redisBus for invalidations.
  */
@@ -32,7 +39,15 @@ export function redisFleet(count: number, conn: RedisConnectionOptions, options:
   const namespace = uniqueNamespace('fleet')
   const nodes: Cache[] = []
   for (let i = 0; i < count; i++) {
-    nodes.push(createCache({ namespace, l2: redisStore(conn), bus: redisBus(conn), ...options }))
+    nodes.push(
+      createCache({
+        namespace,
+        l2: redisStore(conn),
+        bus: redisBus(conn),
+        l2Timeout: TEST_L2_TIMEOUT,
+        ...options,
+      }),
+    )
   }
   return {
     namespace,

@@ -40,6 +40,11 @@ export interface RedisServer {
 export interface StartRedisOptions {
   /** Extra `redis-server` arguments, e.g. `['--requirepass', 'secret']`. */
   args?: readonly string[]
+  /**
+   * Contents of a configuration file, written to the server's directory and passed first (a sentinel
+   * needs one it can rewrite). Called with the port the server will listen on.
+   */
+  config?: (port: number) => string
   /** How long to wait for PING to answer. @default 10_000 */
   startTimeoutMs?: number
 }
@@ -264,7 +269,7 @@ function parseResp(buf: Buffer, offset: number): { value: RespValue | RespError;
 export function redisCommand(
   port: number,
   args: readonly string[],
-  options: { host?: string; timeoutMs?: number } = {},
+  options: { host?: string; timeoutMs?: number; password?: string } = {},
 ): Promise<RespValue> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection({ host: options.host ?? HOST, port })
@@ -284,16 +289,28 @@ export function redisCommand(
     )
     socket.once('error', (error) => finish(error))
     socket.once('close', () => finish(undefined, null))
+    // With a password, AUTH goes first and its reply is skipped (an error reply to it is the answer).
+    let skip = options.password === undefined ? 0 : 1
     socket.on('data', (chunk) => {
       received = Buffer.concat([received, chunk])
-      const reply = parseResp(received, 0)
-      if (!reply) return
-      if (reply.value instanceof RespError) finish(reply.value)
-      else finish(undefined, reply.value)
+      for (;;) {
+        const reply = parseResp(received, 0)
+        if (!reply) return
+        received = received.subarray(reply.next)
+        if (reply.value instanceof RespError) return finish(reply.value)
+        if (skip > 0) {
+          skip--
+          continue
+        }
+        return finish(undefined, reply.value)
+      }
     })
-    let payload = `*${args.length}\r\n`
-    for (const arg of args) payload += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`
-    socket.write(payload)
+    const encode = (command: readonly string[]) => {
+      let payload = `*${command.length}\r\n`
+      for (const arg of command) payload += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`
+      return payload
+    }
+    socket.write((options.password === undefined ? '' : encode(['AUTH', options.password])) + encode(args))
   })
 }
 
@@ -314,6 +331,8 @@ class ServerProcess implements RedisServer {
     private readonly ownsDir: boolean,
     private readonly args: readonly string[],
     private readonly startTimeoutMs: number,
+    /** Path of a configuration file to pass first (see StartRedisOptions.config). */
+    private readonly configFile?: string,
   ) {
     this.url = `redis://${HOST}:${port}`
   }
@@ -335,6 +354,7 @@ class ServerProcess implements RedisServer {
     const child = spawn(
       'redis-server',
       [
+        ...(this.configFile === undefined ? [] : [this.configFile]),
         '--port',
         String(this.port),
         '--bind',
@@ -469,7 +489,19 @@ async function startOnFreePort(
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
   return startOnFreePort(async (port) => {
     const dir = await makeTempDir(`redis-${port}`)
-    return new ServerProcess(port, dir, true, options.args ?? [], options.startTimeoutMs ?? 10_000)
+    let configFile: string | undefined
+    if (options.config !== undefined) {
+      configFile = path.join(dir, 'redis.conf')
+      writeFileSync(configFile, options.config(port))
+    }
+    return new ServerProcess(
+      port,
+      dir,
+      true,
+      options.args ?? [],
+      options.startTimeoutMs ?? 10_000,
+      configFile,
+    )
   })
 }
 

@@ -168,6 +168,18 @@ export function storeConformance(
       expect(await store.set(believed, Buffer.from('after'), now, later)).toBe(now + MAX_VERSION_LEAD + 1)
     })
 
+    it('set() and delete() that reach the store after their deadline are not applied', async () => {
+      const k = key('deadline')
+      await store.set(k, Buffer.from('kept'), 5, later)
+      const past = Date.now() - 1_000
+      await expect(store.set(k, Buffer.from('late'), 9, later, past)).rejects.toThrow()
+      await expect(store.delete(k, 9, later, past)).rejects.toThrow()
+      expect(bytesOf(await store.get(k))?.toString()).toBe('kept')
+      // Within the deadline they apply as usual.
+      expect(await store.set(k, Buffer.from('in time'), 9, later, Date.now() + 60_000)).toBe(9)
+      expect(await store.delete(k, 10, later, Date.now() + 60_000)).toBe(10)
+    })
+
     it('delete() leaves a tombstone with max(proposed, stored + 1)', async () => {
       const k = key('delete')
       await store.set(k, Buffer.from('v5'), 5, later)
@@ -182,6 +194,20 @@ export function storeConformance(
       expect(await store.delete(k, 100, later)).toBe(100)
       expect(await store.setIfNewer(k, Buffer.from('newer load'), 101, later)).toBeUndefined()
       expect((await store.get(k))?.version).toBe(101)
+    })
+
+    it('deleteIfNewer() writes a tombstone over older data only, and refuses an equal or newer version', async () => {
+      const k = key('delete-if-newer')
+      expect(await store.deleteIfNewer(k, 5, later)).toBeUndefined() // nothing stored
+      expect(await store.get(k)).toBeUndefined()
+      expect(await store.setIfNewer(k, Buffer.from('old load'), 5, later)).toBe(5) // the tombstone keeps 5
+      await store.set(k, Buffer.from('ten'), 10, later)
+      expect(await store.deleteIfNewer(k, 9, later)).toBe(10) // a newer write survives the older delete
+      expect(await store.deleteIfNewer(k, 10, later)).toBe(10)
+      expect(bytesOf(await store.get(k))?.toString()).toBe('ten')
+      expect(await store.deleteIfNewer(k, 11, later)).toBeUndefined()
+      expect(await store.get(k)).toBeUndefined()
+      expect(await store.set(k, Buffer.from('after'), 1, later)).toBe(12)
     })
 
     it('delete() of a missing key leaves a tombstone with the proposed version', async () => {
