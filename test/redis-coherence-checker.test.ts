@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { runChecker } from './support/coherence-checker.js'
+import { startCpuHog } from './support/cpu-hog.js'
 import { connection, killPubSub, ports, redisFleet, TOPOLOGIES } from './support/redis-fleet.js'
 
 // K nodes run random get / set / delete / invalidateTags / clear for DURATION_MS with every bus
@@ -9,6 +10,8 @@ const DURATION_MS = Number(process.env.COHERENCE_CHECK_MS ?? 30_000)
 const NODES = 4
 const L1_TTL_MS = 2_000
 const PROPAGATION_MS = 500 // generous for a loaded 2-core CI box; the benchmark measures the real p99
+// COHERENCE_CHECK_HOG=1: spinners on every core for the whole run (the checker under CPU load).
+const HOG = process.env.COHERENCE_CHECK_HOG === '1'
 
 let fleet: ReturnType<typeof redisFleet> | undefined
 afterEach(async () => {
@@ -43,6 +46,7 @@ describe.each(TOPOLOGIES)('randomized coherence checker (%s)', (topology) => {
           return reply
         }
       }
+      const hog = HOG ? startCpuHog({ maxMs: DURATION_MS * 3 }) : undefined
       const report = await runChecker({
         nodes: fleet.nodes,
         durationMs: DURATION_MS,
@@ -53,7 +57,7 @@ describe.each(TOPOLOGIES)('randomized coherence checker (%s)', (topology) => {
         propagationMs: PROPAGATION_MS,
         l1TtlMs: L1_TTL_MS,
         seed: topology === 'standalone' ? 1 : 2,
-      })
+      }).finally(() => hog?.stop())
       const reconnects = fleet.nodes.map((node) => node.stats().bus.reconnects)
       console.log(
         `coherence checker (${topology}): ${report.operations} operations (${report.reads} reads, ${report.writes} writes), ` +
