@@ -4,7 +4,7 @@
  * its own, wired by the runtime (runtime.ts); docs/architecture.md maps them.
  */
 import { inspect } from 'node:util'
-import { shortcutFor, shortcutTag } from './entry/entry.js'
+import { handOut, shortcutFor, shortcutTag } from './entry/entry.js'
 import { CacheClosedError, InvalidOptionError } from './errors.js'
 import {
   childPath,
@@ -18,10 +18,12 @@ import {
 } from './keys.js'
 import {
   type CacheOptions,
+  type GetOptions,
   type GetOrSetOptions,
   type Loader,
   resolveLoadOptions,
   resolveOptions,
+  resolveReadOptions,
   resolveWriteOptions,
   type SetOptions,
   validateKey,
@@ -54,8 +56,12 @@ export class Cache {
     return this.rt.whenReady()
   }
 
-  /** The value for `key`, or undefined. With a `loader` option, a miss is loaded (read-through). */
-  get<T = unknown>(key: string): Promise<T | undefined> {
+  /**
+   * The value for `key`, or undefined. With a `loader` option, a miss is loaded (read-through). With
+   * `{ consistency: 'strong' }`, never a value older than L2's newest (see GetOptions).
+   */
+  get<T = unknown>(key: string, options?: GetOptions): Promise<T | undefined> {
+    if (options !== undefined) return this.getWith<T>(key, options)
     const rt = this.rt
     // Short keys of type string need no byte count: the full check (and its error) only off the hot path;
     // a key that begins with the namespace mark is escaped there (keys.ts, relKey).
@@ -82,6 +88,33 @@ export class Cache {
       }
     }
     return this.getValid<T>(rel, key)
+  }
+
+  /** get() with options: a strong read, or a plain one. */
+  private async getWith<T>(key: string, options: GetOptions): Promise<T | undefined> {
+    const rt = this.rt
+    if (rt.closed) throw new CacheClosedError()
+    const read = resolveReadOptions(options)
+    if (!read.strong) return this.get<T>(key)
+    validateKey(key)
+    const rel = relKey(this.ns, key)
+    const loader = rt.options.loader
+    if (loader !== undefined) {
+      const opts = {
+        ...resolveLoadOptions(rt.options, undefined),
+        strong: true,
+        unconfirmedGrace: read.unconfirmedGrace,
+      }
+      return rt.loads.resolve<T>(rel, key, loader as Loader<T>, opts, this.ns)
+    }
+    const found = await rt.strong.lookup(rel, key, rt.deadline(), read.unconfirmedGrace)
+    if (found === undefined) return undefined
+    if (!found.fresh) {
+      // Stale: served only when L2 could not be asked and the caller's grace allows it.
+      if (!found.degraded) return undefined
+      rt.counters.staleServed++
+    }
+    return handOut(found.entry) as T
   }
 
   /** get() of a key the hot path did not vouch for: validated here (a rejection, not a throw). */

@@ -13,6 +13,7 @@ export type CoherentErrorCode =
   | 'E_CIRCUIT_OPEN'
   | 'E_LOCK_TIMEOUT'
   | 'E_SHARD_UNAVAILABLE'
+  | 'E_UNCONFIRMED_READ'
 
 export class CoherentError extends Error {
   readonly code: CoherentErrorCode
@@ -89,5 +90,20 @@ export class LockTimeoutError extends CoherentError {
 export class ShardUnavailableError extends CoherentError {
   constructor(message: string) {
     super('E_SHARD_UNAVAILABLE', message)
+  }
+}
+
+/**
+ * A strong read (consistency: 'strong') could not ask L2 whether its value is the newest (L2 down, slow,
+ * or its circuit open), and the caller passed no `grace` to accept an unconfirmed one. `cause` is the L2
+ * failure.
+ */
+export class UnconfirmedReadError extends CoherentError {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(
+      'E_UNCONFIRMED_READ',
+      `Could not confirm key ${JSON.stringify(key)} with L2 for a strong read`,
+      options,
+    )
   }
 }

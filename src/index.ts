@@ -13,12 +13,15 @@ export {
   LoaderTimeoutError,
   LockTimeoutError,
   ShardUnavailableError,
+  UnconfirmedReadError,
   UnserializableValueError,
 } from './errors.js'
 export type { EvictionPolicy } from './local/types.js'
 export type {
   CacheOptions,
+  Consistency,
   DistributedLockOptions,
+  GetOptions,
   GetOrSetOptions,
   L1Options,
   Loader,

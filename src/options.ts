@@ -112,11 +112,36 @@ export interface SetOptions {
   grace?: Duration
 }
 
+/**
+ * 'eventual' (the default): L1 answers while the bus keeps it honest (guarantee 2). 'strong': never a value
+ * older than the newest one in L2 when the call began: an L1 entry is served only after one round trip
+ * to L2 confirms its version and stamps; if L2 cannot answer, the call fails with E_UNCONFIRMED_READ
+ * unless `grace` is given too.
+ */
+export type Consistency = 'eventual' | 'strong'
+
+/** Options of one get(). */
+export interface GetOptions {
+  /** @default 'eventual' */
+  consistency?: Consistency
+  /**
+   * With consistency 'strong': when L2 cannot confirm, answer as a plain read would (from L1, or a value
+   * up to this long past its expiry) instead of failing. Only for strong reads.
+   */
+  grace?: Duration
+}
+
 export interface GetOrSetOptions extends SetOptions {
   /** Refresh in the background once this fraction of the TTL has passed (0 < x < 1). @default the cache's */
   refreshAhead?: number
   /** Loader timeouts for this call. @default the cache's */
   loaderTimeout?: { soft?: Duration; hard?: Duration }
+  /**
+   * 'strong': the cached value is served only once L2 confirms it is the newest (see GetOptions). If L2
+   * cannot answer, the call fails with E_UNCONFIRMED_READ, unless this call passes `grace`: then it
+   * answers as a plain getOrSet would (a value within grace, or the loader's). @default 'eventual'
+   */
+  consistency?: Consistency
 }
 
 /** Per-call write options after validation and defaults. */
@@ -131,6 +156,16 @@ export interface LoadOptions extends WriteOptions {
   refreshAhead: number
   soft: number
   hard: number
+  /** consistency: 'strong'. */
+  strong: boolean
+  /** With `strong`: the grace the caller passed (how to answer when L2 cannot confirm), else undefined. */
+  unconfirmedGrace: number | undefined
+}
+
+/** Per-call read options of get() after validation. */
+export interface ReadOptions {
+  strong: boolean
+  unconfirmedGrace: number | undefined
 }
 
 export interface ResolvedOptions {
@@ -513,15 +548,49 @@ export function resolveWriteOptions(
   }
 }
 
+function resolveConsistency(given: unknown): boolean {
+  if (given === undefined || given === 'eventual') return false
+  if (given === 'strong') return true
+  throw new InvalidOptionError('consistency', `must be 'eventual' or 'strong', got ${describe(given)}`)
+}
+
+const KNOWN_GET_OPTIONS = new Set(['consistency', 'grace'])
+
+export function resolveReadOptions(options: GetOptions): ReadOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('options', "must be an object like { consistency: 'strong' }")
+  }
+  for (const name of Object.keys(options)) {
+    if (!KNOWN_GET_OPTIONS.has(name)) throw new InvalidOptionError(name, 'unknown option of get()')
+  }
+  const strong = resolveConsistency(options.consistency)
+  if (options.grace !== undefined && !strong) {
+    throw new InvalidOptionError('grace', "a grace of get() applies to consistency: 'strong' only")
+  }
+  return {
+    strong,
+    unconfirmedGrace: options.grace === undefined ? undefined : parseDuration(options.grace, 'grace'),
+  }
+}
+
 export function resolveLoadOptions(
   defaults: ResolvedOptions,
   options: GetOrSetOptions | undefined,
 ): LoadOptions {
   const write = resolveWriteOptions(defaults, options)
   if (options === undefined)
-    return { ...write, refreshAhead: defaults.refreshAhead, ...defaults.loaderTimeout }
+    return {
+      ...write,
+      refreshAhead: defaults.refreshAhead,
+      ...defaults.loaderTimeout,
+      strong: false,
+      unconfirmedGrace: undefined,
+    }
+  const strong = resolveConsistency(options.consistency)
   return {
     ...write,
+    strong,
+    unconfirmedGrace: strong && options.grace !== undefined ? write.grace : undefined,
     refreshAhead:
       options.refreshAhead === undefined
         ? defaults.refreshAhead

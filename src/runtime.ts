@@ -17,6 +17,7 @@ import { LoadPath } from './load/load-path.js'
 import { LocalTier } from './local/local-tier.js'
 import type { ResolvedOptions } from './options.js'
 import { ReadPath } from './read/read-path.js'
+import { StrongReads } from './read/strong-read.js'
 import { CircuitBreaker } from './remote/circuit-breaker.js'
 import { RemoteTier } from './remote/remote-tier.js'
 import { DistributedLease } from './stampede/lease.js'
@@ -55,6 +56,7 @@ export class CacheRuntime {
   readonly invalidations: Invalidations
   readonly outage: OutageQueue
   readonly reads: ReadPath
+  readonly strong: StrongReads
   readonly writes: WritePath
   readonly loads: LoadPath
   /** With lock: 'distributed'. */
@@ -144,6 +146,7 @@ export class CacheRuntime {
       limit: options.maxPendingWrites,
     })
     this.reads = new ReadPath(this)
+    this.strong = new StrongReads(this)
     this.writes = new WritePath(this)
     this.lease = options.lock === 'distributed' ? new DistributedLease(this) : undefined
     this.loads = new LoadPath(this)

@@ -29,6 +29,9 @@ export class StatsCounters {
   leasesAcquired = 0
   leaseWaits = 0
   pendingDropped = 0
+  strongReads = 0
+  strongConfirmed = 0
+  strongUnconfirmed = 0
 }
 
 export interface TierStats {
@@ -67,6 +70,14 @@ export interface CacheStats {
     leaseWaits: number
   }
   staleServed: number
+  /** Strong reads (consistency: 'strong'). */
+  strong: {
+    reads: number
+    /** Answered from L1 after L2 confirmed the entry's version and stamps (one small round trip). */
+    confirmed: number
+    /** L2 could not be asked: failed with E_UNCONFIRMED_READ, or answered within the caller's grace. */
+    unconfirmed: number
+  }
   /** Fills (from L2 or a loader) not stored in L1 because an invalidation overtook them. */
   staleFillsRefused: number
   bus: {
@@ -130,6 +141,7 @@ export function snapshot(rt: CacheRuntime): CacheStats {
       leaseWaits: c.leaseWaits,
     },
     staleServed: c.staleServed,
+    strong: { reads: c.strongReads, confirmed: c.strongConfirmed, unconfirmed: c.strongUnconfirmed },
     staleFillsRefused: c.staleFillsRefused,
     bus: {
       published: c.busPublished,
