@@ -25,10 +25,12 @@ import {
   resolveOptions,
   resolveReadOptions,
   resolveWriteOptions,
+  resolveWriteThroughOptions,
   type SetOptions,
   validateKey,
   validateNamespaceName,
   validateTags,
+  type WriteThroughOptions,
 } from './options.js'
 import { CacheRuntime } from './runtime.js'
 import { cloneValue } from './serialization/clone.js'
@@ -192,6 +194,27 @@ export class Cache {
     const opts = resolveWriteOptions(rt.options, options)
     const payload = encode(value)
     await rt.writes.write(relKey(this.ns, key), value, payload, opts, this.ns, undefined, rt.deadline()).done
+  }
+
+  /**
+   * Write-through: runs `writer` (the database write) and, only if it succeeds, stores what it returns in
+   * every tier and invalidates it on every other node; resolves to what it returned. If it throws, no tier
+   * on any node was touched. Concurrent write-throughs of a key never leave the older commit cached: with
+   * `version` they are ordered by it, without it one that sees another write land meanwhile invalidates
+   * the key instead of writing (see WriteThroughOptions).
+   */
+  async writeThrough<T>(
+    key: string,
+    writer: () => T | Promise<T>,
+    options?: WriteThroughOptions<T>,
+  ): Promise<T> {
+    this.assertOpen()
+    validateKey(key)
+    if (typeof writer !== 'function') {
+      throw new InvalidOptionError('writer', 'writeThrough needs a writer function () => the written value')
+    }
+    const opts = resolveWriteThroughOptions(this.rt.options, options)
+    return this.rt.writeThrough.run(relKey(this.ns, key), writer, opts, this.ns)
   }
 
   async delete(key: string): Promise<void> {

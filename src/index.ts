@@ -26,6 +26,7 @@ export type {
   L1Options,
   Loader,
   SetOptions,
+  WriteThroughOptions,
 } from './options.js'
 export { CircuitOpenError, type CircuitState } from './remote/circuit-breaker.js'
 export { L2TimeoutError } from './remote/remote-tier.js'

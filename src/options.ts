@@ -112,6 +112,18 @@ export interface SetOptions {
   grace?: Duration
 }
 
+/** Options of one writeThrough(). */
+export interface WriteThroughOptions<T = unknown> extends SetOptions {
+  /**
+   * The database's commit order of the write, from the writer's result: a row version raised by every
+   * UPDATE (`RETURNING version`), or a sequence taken under the row's lock; an integer from 0 to 2^64 - 1
+   * (number, bigint, or decimal string as `pg` returns int8). With it, concurrent write-throughs of a key
+   * leave the highest commit in the cache; without it, a write-through that sees another write land
+   * while its writer ran invalidates the key instead of writing.
+   */
+  version?: (result: T) => number | bigint | string
+}
+
 /**
  * 'eventual' (the default): L1 answers while the bus keeps it honest (guarantee 2). 'strong': never a value
  * older than the newest one in L2 when the call began: an L1 entry is served only after one round trip
@@ -149,6 +161,11 @@ export interface WriteOptions {
   ttl: number
   grace: number
   tags: readonly string[] | undefined
+}
+
+/** writeThrough() options after validation and defaults. */
+export interface WriteThroughWrite<T> extends WriteOptions {
+  version: ((result: T) => unknown) | undefined
 }
 
 /** Per-call load options after validation and defaults. */
@@ -546,6 +563,21 @@ export function resolveWriteOptions(
     grace: options.grace === undefined ? defaults.grace : parseDuration(options.grace, 'grace'),
     tags: validateTags(options.tags, 'tags'),
   }
+}
+
+export function resolveWriteThroughOptions<T>(
+  defaults: ResolvedOptions,
+  options: WriteThroughOptions<T> | undefined,
+): WriteThroughWrite<T> {
+  const write = resolveWriteOptions(defaults, options)
+  const version = options?.version
+  if (version !== undefined && typeof version !== 'function') {
+    throw new InvalidOptionError(
+      'version',
+      `must be a function (result) => commit order, got ${describe(version)}`,
+    )
+  }
+  return { ...write, version }
 }
 
 function resolveConsistency(given: unknown): boolean {

@@ -26,6 +26,7 @@ import { StatsCounters } from './stats/stats.js'
 import { OutageQueue } from './write/outage-queue.js'
 import { UnsentWrites } from './write/unsent-writes.js'
 import { WritePath } from './write/write-path.js'
+import { WriteThrough } from './write/write-through.js'
 
 const MAINTENANCE_INTERVAL_MS = 10_000 // how often stale stamps and loader-failure marks are forgotten
 
@@ -58,6 +59,7 @@ export class CacheRuntime {
   readonly reads: ReadPath
   readonly strong: StrongReads
   readonly writes: WritePath
+  readonly writeThrough: WriteThrough
   readonly loads: LoadPath
   /** With lock: 'distributed'. */
   readonly lease: DistributedLease | undefined
@@ -148,6 +150,7 @@ export class CacheRuntime {
     this.reads = new ReadPath(this)
     this.strong = new StrongReads(this)
     this.writes = new WritePath(this)
+    this.writeThrough = new WriteThrough(this)
     this.lease = options.lock === 'distributed' ? new DistributedLease(this) : undefined
     this.loads = new LoadPath(this)
     this.ready = this.invalidations.subscribe()

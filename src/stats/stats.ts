@@ -32,6 +32,9 @@ export class StatsCounters {
   strongReads = 0
   strongConfirmed = 0
   strongUnconfirmed = 0
+  writeThroughs = 0
+  writeThroughsInvalidated = 0
+  writeThroughsSuperseded = 0
 }
 
 export interface TierStats {
@@ -77,6 +80,17 @@ export interface CacheStats {
     confirmed: number
     /** L2 could not be asked: failed with E_UNCONFIRMED_READ, or answered within the caller's grace. */
     unconfirmed: number
+  }
+  /** writeThrough() calls whose writer succeeded. */
+  writeThrough: {
+    writes: number
+    /**
+     * Invalidated instead of written: another write landed while the writer ran (rule b), L2 could not be
+     * asked, or the result could not be cached.
+     */
+    invalidated: number
+    /** Not written because L2 held a write of a higher commit order (rule a). */
+    superseded: number
   }
   /** Fills (from L2 or a loader) not stored in L1 because an invalidation overtook them. */
   staleFillsRefused: number
@@ -142,6 +156,11 @@ export function snapshot(rt: CacheRuntime): CacheStats {
     },
     staleServed: c.staleServed,
     strong: { reads: c.strongReads, confirmed: c.strongConfirmed, unconfirmed: c.strongUnconfirmed },
+    writeThrough: {
+      writes: c.writeThroughs,
+      invalidated: c.writeThroughsInvalidated,
+      superseded: c.writeThroughsSuperseded,
+    },
     staleFillsRefused: c.staleFillsRefused,
     bus: {
       published: c.busPublished,
