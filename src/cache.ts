@@ -4,6 +4,7 @@
  * its own, wired by the runtime (runtime.ts); docs/architecture.md maps them.
  */
 import { inspect } from 'node:util'
+import { type Duration, parseDuration } from './duration.js'
 import { handOut, shortcutFor, shortcutTag } from './entry/entry.js'
 import { CacheClosedError, InvalidOptionError } from './errors.js'
 import {
@@ -36,6 +37,7 @@ import { CacheRuntime } from './runtime.js'
 import { cloneValue } from './serialization/clone.js'
 import { encode } from './serialization/codec.js'
 import { type CacheStats, snapshot } from './stats/stats.js'
+import type { DeadLetter } from './write-behind/write-behind.js'
 
 /**
  * A cache over L1 (in-process), an optional shared L2 and an optional invalidation bus.
@@ -215,6 +217,62 @@ export class Cache {
     }
     const opts = resolveWriteThroughOptions(this.rt.options, options)
     return this.rt.writeThrough.run(relKey(this.ns, key), writer, opts, this.ns)
+  }
+
+  /**
+   * Write-behind: `value` is visible at once on every node, and its database write is in the durable queue
+   * (Redis Streams) before this resolves; the `write` of createCache({ writeBehind }) gets it later,
+   * batched, coalesced per key, in order per key, retried, dead-lettered after maxRetries.
+   */
+  async writeBehind(key: string, value: unknown, options?: SetOptions): Promise<void> {
+    this.assertOpen()
+    validateKey(key)
+    const rt = this.rt
+    if (rt.writeBehind === undefined) {
+      throw new InvalidOptionError(
+        'writeBehind',
+        'writeBehind() needs createCache({ writeBehind: { write } })',
+      )
+    }
+    const opts = resolveWriteOptions(rt.options, options)
+    const payload = encode(value)
+    await rt.writeBehind.accept(relKey(this.ns, key), key, this.ns, value, payload, opts)
+  }
+
+  /**
+   * Resolves once every write-behind write in the queue when it was called has been written (or moved to
+   * the dead letters), by this node or another; at once without write-behind. With `timeout`, rejects with
+   * E_FLUSH_TIMEOUT past it.
+   */
+  async flush(options?: { timeout?: Duration }): Promise<void> {
+    this.assertOpen()
+    const timeout =
+      options?.timeout === undefined
+        ? Number.POSITIVE_INFINITY
+        : parseDuration(options.timeout, 'timeout', { allowInfinite: true })
+    await this.rt.writeBehind?.flush(timeout)
+  }
+
+  /** Write-behind's dead letters (writes that failed maxRetries + 1 times), oldest first. */
+  async deadLetters(options?: { limit?: number }): Promise<DeadLetter[]> {
+    this.assertOpen()
+    const limit = options?.limit ?? 100
+    if (!(Number.isSafeInteger(limit) && limit > 0)) {
+      throw new InvalidOptionError('limit', `must be a positive integer, got ${String(limit)}`)
+    }
+    return (await this.rt.writeBehind?.deadLetters(limit)) ?? []
+  }
+
+  /** Puts dead letters (by id; all without ids) back into the write-behind queue; resolves to how many. */
+  async redriveDeadLetters(ids?: readonly string[]): Promise<number> {
+    this.assertOpen()
+    return (await this.rt.writeBehind?.redrive(ids)) ?? 0
+  }
+
+  /** Deletes dead letters (by id; all without ids); resolves to how many. */
+  async discardDeadLetters(ids?: readonly string[]): Promise<number> {
+    this.assertOpen()
+    return (await this.rt.writeBehind?.discard(ids)) ?? 0
   }
 
   async delete(key: string): Promise<void> {

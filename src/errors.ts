@@ -14,6 +14,8 @@ export type CoherentErrorCode =
   | 'E_LOCK_TIMEOUT'
   | 'E_SHARD_UNAVAILABLE'
   | 'E_UNCONFIRMED_READ'
+  | 'E_FLUSH_TIMEOUT'
+  | 'E_QUEUE_UNAVAILABLE'
 
 export class CoherentError extends Error {
   readonly code: CoherentErrorCode
@@ -105,5 +107,22 @@ export class UnconfirmedReadError extends CoherentError {
       `Could not confirm key ${JSON.stringify(key)} with L2 for a strong read`,
       options,
     )
+  }
+}
+
+/** flush() (or the drain of close()) did not see the write-behind queue written within its timeout. */
+export class FlushTimeoutError extends CoherentError {
+  constructor(timeoutMs: number) {
+    super('E_FLUSH_TIMEOUT', `The write-behind queue was not written within ${timeoutMs} ms`)
+  }
+}
+
+/**
+ * writeBehind() could not put the write in its queue (Redis down, slow, or its circuit open): nothing was
+ * written, to the cache or the queue. `cause` is the store's failure.
+ */
+export class QueueUnavailableError extends CoherentError {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super('E_QUEUE_UNAVAILABLE', `Could not queue the write-behind of key ${JSON.stringify(key)}`, options)
   }
 }

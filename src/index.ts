@@ -8,10 +8,12 @@ export {
   CoherentError,
   type CoherentErrorCode,
   CorruptEntryError,
+  FlushTimeoutError,
   InvalidKeyError,
   InvalidOptionError,
   LoaderTimeoutError,
   LockTimeoutError,
+  QueueUnavailableError,
   ShardUnavailableError,
   UnconfirmedReadError,
   UnserializableValueError,
@@ -26,6 +28,9 @@ export type {
   L1Options,
   Loader,
   SetOptions,
+  WriteBehindItem,
+  WriteBehindOptions,
+  WriteBehindWriter,
   WriteThroughOptions,
 } from './options.js'
 export { CircuitOpenError, type CircuitState } from './remote/circuit-breaker.js'
@@ -41,4 +46,13 @@ export {
   type ShardStatus,
   shardedStore,
 } from './stores/sharded-store.js'
-export type { RemoteStore, StoredEntry } from './stores/store.js'
+export type {
+  ConditionalWrite,
+  EntryHead,
+  OrderDomain,
+  RemoteStore,
+  StoredEntry,
+  WriteCondition,
+} from './stores/store.js'
+export type { QueueEntry, QueueLog } from './write-behind/queue-log.js'
+export type { DeadLetter } from './write-behind/write-behind.js'

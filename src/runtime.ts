@@ -27,6 +27,7 @@ import { OutageQueue } from './write/outage-queue.js'
 import { UnsentWrites } from './write/unsent-writes.js'
 import { WritePath } from './write/write-path.js'
 import { WriteThrough } from './write/write-through.js'
+import { WriteBehind } from './write-behind/write-behind.js'
 
 const MAINTENANCE_INTERVAL_MS = 10_000 // how often stale stamps and loader-failure marks are forgotten
 
@@ -60,6 +61,8 @@ export class CacheRuntime {
   readonly strong: StrongReads
   readonly writes: WritePath
   readonly writeThrough: WriteThrough
+  /** With the writeBehind option. */
+  readonly writeBehind: WriteBehind | undefined
   readonly loads: LoadPath
   /** With lock: 'distributed'. */
   readonly lease: DistributedLease | undefined
@@ -151,6 +154,8 @@ export class CacheRuntime {
     this.strong = new StrongReads(this)
     this.writes = new WritePath(this)
     this.writeThrough = new WriteThrough(this)
+    this.writeBehind =
+      options.writeBehind === undefined ? undefined : new WriteBehind(this, options.writeBehind)
     this.lease = options.lock === 'distributed' ? new DistributedLease(this) : undefined
     this.loads = new LoadPath(this)
     this.ready = this.invalidations.subscribe()
@@ -172,6 +177,8 @@ export class CacheRuntime {
     if (this.closed) return
     this.closed = true
     clearInterval(this.maintenanceTimer)
+    // Write-behind drains first (within its closeTimeout), while L2 and the bus are still open.
+    await this.writeBehind?.close()
     this.remote?.close()
     // Loads in flight are the application's: close() does not wait for them (a hung loader would hang
     // it). If one finishes later, its writes fail quietly against the closed tiers.

@@ -35,6 +35,13 @@ export class StatsCounters {
   writeThroughs = 0
   writeThroughsInvalidated = 0
   writeThroughsSuperseded = 0
+  wbAccepted = 0
+  wbWritten = 0
+  wbCoalesced = 0
+  wbBatches = 0
+  wbRetries = 0
+  wbDeadLettered = 0
+  wbCorrupt = 0
 }
 
 export interface TierStats {
@@ -91,6 +98,27 @@ export interface CacheStats {
     invalidated: number
     /** Not written because L2 held a write of a higher commit order (rule a). */
     superseded: number
+  }
+  /** Write-behind (all zeros without the writeBehind option). */
+  writeBehind: {
+    /** false with an in-process queue (memoryStore, or no L2): what it holds dies with the process. */
+    durable: boolean
+    /** Entries in the queue (every node's), as of this node's last poll (every flushInterval). */
+    depth: number
+    /** writeBehind() calls this node accepted (in the queue and the cache). */
+    accepted: number
+    /** Keys this node's `write` calls wrote (one per key per batch, after coalescing). */
+    written: number
+    /** Entries folded into a newer value of their key before being written (never written themselves). */
+    coalesced: number
+    /** `write` calls. */
+    batches: number
+    /** Keys whose write failed and waits for a retry. */
+    retries: number
+    /** Writes moved to the dead letters after maxRetries. */
+    deadLettered: number
+    /** Queue entries no correct node wrote: dropped (guarantee 7). */
+    corrupt: number
   }
   /** Fills (from L2 or a loader) not stored in L1 because an invalidation overtook them. */
   staleFillsRefused: number
@@ -160,6 +188,17 @@ export function snapshot(rt: CacheRuntime): CacheStats {
       writes: c.writeThroughs,
       invalidated: c.writeThroughsInvalidated,
       superseded: c.writeThroughsSuperseded,
+    },
+    writeBehind: {
+      durable: rt.writeBehind?.durable ?? false,
+      depth: rt.writeBehind?.depth ?? 0,
+      accepted: c.wbAccepted,
+      written: c.wbWritten,
+      coalesced: c.wbCoalesced,
+      batches: c.wbBatches,
+      retries: c.wbRetries,
+      deadLettered: c.wbDeadLettered,
+      corrupt: c.wbCorrupt,
     },
     staleFillsRefused: c.staleFillsRefused,
     bus: {

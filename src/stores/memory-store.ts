@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from '../clock.js'
 import { MAX_VERSION_LEAD } from '../coherence/hlc.js'
+import { MemoryQueueLog } from './memory-queue.js'
 import type {
   ConditionalWrite,
   EntryHead,
@@ -34,9 +35,12 @@ class MemoryStore implements RemoteStore {
   private readonly stamps = new Map<string, { value: number; expiresAt: number }>()
   private readonly leases = new Map<string, { token: string; expiresAt: number }>()
   private readonly clock: Clock
+  /** The in-process write-behind queue of every cache that shares this store (not durable). */
+  readonly queue: MemoryQueueLog
 
   constructor(options: MemoryStoreOptions) {
     this.clock = options.clock ?? systemClock
+    this.queue = new MemoryQueueLog(this.clock)
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {

@@ -35,6 +35,7 @@ import type { RedisArgument } from 'redis'
 import { MAX_VERSION_LEAD } from '../coherence/hlc.js'
 import { CorruptEntryError } from '../errors.js'
 import { type RedisConnection, type RedisConnectionOptions, redisConnection } from '../redis/connection.js'
+import { RedisQueueLog } from './redis-queue.js'
 import type { ConditionalWrite, EntryHead, RemoteStore, StoredEntry, WriteCondition } from './store.js'
 
 export type RedisStoreOptions = RedisConnectionOptions
@@ -243,11 +244,14 @@ function decodeStamp(value: unknown): number {
 
 class RedisStore implements RemoteStore {
   readonly name: string
+  /** The write-behind queue, on Redis Streams over the same connection. */
+  readonly queue: RedisQueueLog
   private readonly connection: RedisConnection
 
   constructor(connection: RedisConnection) {
     this.connection = connection
     this.name = connection.isCluster ? 'redis-cluster' : 'redis'
+    this.queue = new RedisQueueLog(connection)
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {

@@ -22,6 +22,8 @@ export interface StoredEntry {
   version: number
 }
 
+import type { QueueLog } from '../write-behind/queue-log.js'
+
 /** What `head` reports about a key without reading its value. */
 export interface EntryHead {
   /** The version of the entry or tombstone under the key; undefined when there is neither, or it is unreadable. */
@@ -125,6 +127,11 @@ export interface RemoteStore {
     ttlMs: number,
     condition: WriteCondition,
   ): Promise<ConditionalWrite>
+  /**
+   * The write-behind queue (optional: write-behind needs a store that has one). redisStore's is on Redis
+   * Streams (durable); memoryStore's lives in the process (not durable).
+   */
+  readonly queue?: QueueLog
   /**
    * Leases for `lock: 'distributed'` (optional: a store without them cannot be used with it).
    * acquireLease sets `key` to `token` for `ttlMs` only if no lease is held (SET NX PX);

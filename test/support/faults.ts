@@ -63,6 +63,7 @@ export function gatedStore(inner: RemoteStore): GatedStore {
     delete: wrap('delete') as RemoteStore['delete'],
     getStamps: wrap('getStamps') as RemoteStore['getStamps'],
     bumpStamps: wrap('bumpStamps') as RemoteStore['bumpStamps'],
+    ...(inner.queue && { queue: inner.queue }),
     ...(inner.head && { head: wrap('head') as RemoteStore['head'] }),
     ...(inner.setIf && { setIf: wrap('setIf') as RemoteStore['setIf'] }),
     ...(inner.acquireLease && { acquireLease: wrap('acquireLease') as RemoteStore['acquireLease'] }),
