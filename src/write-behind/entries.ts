@@ -58,6 +58,17 @@ export function versionOf(id: string): number | undefined {
   return Number.isSafeInteger(version) ? version : undefined
 }
 
+/**
+ * The version a consumer orders the write appended as `id` by: versionOf(id), or for an id versionOf
+ * cannot order, the highest version of its millisecond (it is at least as new as everything before it).
+ */
+export function consumerVersionOf(id: string): number {
+  const version = versionOf(id)
+  if (version !== undefined) return version
+  const [ms] = splitId(id)
+  return Number.isSafeInteger(ms) && ms >= 0 ? ms * SEQUENCES_PER_MS + SEQUENCES_PER_MS - 1 : 0
+}
+
 /** When the write appended as `id` was accepted (the milliseconds of its id). */
 export function acceptedAtOf(id: string): number {
   const [ms] = splitId(id)

@@ -50,6 +50,7 @@ import { backoffDelay } from './backoff.js'
 import {
   acceptedAtOf,
   type BuriedWrite,
+  consumerVersionOf,
   decodeBuried,
   decodeQueued,
   encodeBuried,
@@ -428,7 +429,7 @@ export class WriteBehind {
       }
       const write: QueuedWrite = {
         ...queued,
-        version: queued.version || (versionOf(entry.id) ?? 0),
+        version: queued.version || consumerVersionOf(entry.id),
         acceptedAt: queued.acceptedAt || acceptedAtOf(entry.id),
       }
       const id = `${write.namespace}\u0000${write.key}`

@@ -3,6 +3,7 @@ import { CorruptEntryError } from '../../src/errors.js'
 import { backoffDelay } from '../../src/write-behind/backoff.js'
 import {
   acceptedAtOf,
+  consumerVersionOf,
   decodeBuried,
   decodeQueued,
   encodeBuried,
@@ -52,6 +53,9 @@ describe('write-behind entries', () => {
     expect(versionOf('1700000000000-4095')).toBe(1_700_000_000_000 * 4096 + 4095)
     expect(versionOf('1700000000001-0')!).toBeGreaterThan(versionOf('1700000000000-4095')!)
     expect(versionOf('1700000000000-4096')).toBeUndefined()
+    // ...which a consumer orders after every write of its millisecond, and before the next one's
+    expect(consumerVersionOf('1700000000000-5000')).toBe(1_700_000_000_000 * 4096 + 4095)
+    expect(consumerVersionOf('1700000000001-0')).toBe(1_700_000_000_001 * 4096)
     expect(versionOf('nonsense')).toBeUndefined()
     expect(acceptedAtOf('1700000000123-5')).toBe(1_700_000_000_123)
     expect(compareIds('10-2', '9-30')).toBe(1)
