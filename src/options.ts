@@ -747,13 +747,17 @@ function resolveConsistency(given: unknown): boolean {
 
 const KNOWN_GET_OPTIONS = new Set(['consistency', 'grace'])
 
+const STRONG: ReadOptions = { strong: true, unconfirmedGrace: undefined }
+
 export function resolveReadOptions(options: GetOptions): ReadOptions {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('options', "must be an object like { consistency: 'strong' }")
   }
-  for (const name of Object.keys(options)) {
+  for (const name in options) {
     if (!KNOWN_GET_OPTIONS.has(name)) throw new InvalidOptionError(name, 'unknown option of get()')
   }
+  // The common call, get(key, { consistency: 'strong' }), allocates nothing.
+  if (options.consistency === 'strong' && options.grace === undefined) return STRONG
   const strong = resolveConsistency(options.consistency)
   if (options.grace !== undefined && !strong) {
     throw new InvalidOptionError('grace', "a grace of get() applies to consistency: 'strong' only")

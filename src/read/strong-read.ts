@@ -4,9 +4,10 @@
  * know (a lost invalidation, a bus that is down, a tag bump not heard of yet).
  *
  * The idea: L2 is the authority, so ask it, but cheaply. An L1 entry is served only after one round trip
- * (RemoteStore.head: the first 16 bytes of the entry key, GETRANGE 0 15, pipelined with the entry's
- * stamps) shows that L2 still holds exactly that version, not a tombstone, and that none of the entry's
- * stamps (its tags and namespaces) has moved since it was written. Anything else (a newer or deleted
+ * (RemoteStore.head: the first 16 bytes of the entry key, GETRANGE 0 15, pipelined with a read of the
+ * entry's stamps, which the strong reads of one tick share) shows that L2 still holds exactly that
+ * version, not a tombstone, and that none of the entry's stamps (its tags and namespaces) has moved since
+ * it was written. Anything else (a newer or deleted
  * version, a moved stamp, nothing in L2 at all) is not a confirmation, and the read goes to L2 itself:
  * a read of its own (it joins no shared read that began before the call, which could return an older
  * value), judged against the stamps L2 holds now, not those this node knows.
@@ -28,7 +29,42 @@ import type { EntryHead } from '../stores/store.js'
 import type { Lookup } from './read-path.js'
 
 export class StrongReads {
+  /** The stamp read the strong reads of this tick share (see stampsNow), until it is sent. */
+  private batch: { names: Map<string, number>; gens: Promise<number[]> } | undefined
+
   constructor(private readonly rt: CacheRuntime) {}
+
+  /**
+   * The generations of stamps `names` as L2 holds them now. Strong reads made in one tick share one read:
+   * it is sent once the tick's synchronous work is done, so after each of them began (what they need),
+   * and concurrent strong reads of entries under the same namespace cost one stamp read, not one each.
+   */
+  private stampsNow(names: readonly string[], deadline: number | undefined): Promise<number[]> {
+    let batch = this.batch
+    if (batch === undefined) {
+      const created: { names: Map<string, number>; gens: Promise<number[]> } = {
+        names: new Map(),
+        gens: Promise.resolve().then(() => {
+          this.batch = undefined
+          const { keys } = this.rt
+          return this.rt.remote!.getStamps(
+            [...created.names.keys()].map((name) => keys.stamp(name)),
+            deadline,
+          )
+        }),
+      }
+      batch = this.batch = created
+    }
+    const at = names.map((name) => {
+      let i = batch.names.get(name)
+      if (i === undefined) {
+        i = batch.names.size
+        batch.names.set(name, i)
+      }
+      return i
+    })
+    return batch.gens.then((gens) => at.map((i) => gens[i]!))
+  }
 
   /**
    * The entry a strong read answers with (see the module comment). `grace`: the caller's, to answer when L2
@@ -52,12 +88,11 @@ export class StrongReads {
     ) {
       let head: EntryHead
       try {
-        const { keys } = rt
-        head = await remote.head(
-          keys.entry(rel),
-          candidate.stampKeys.map((name) => keys.stamp(name)),
-          deadline,
-        )
+        const [entryHead, stamps] = await Promise.all([
+          remote.head(rt.keys.entry(rel), [], deadline),
+          this.stampsNow(candidate.stampKeys, deadline),
+        ])
+        head = { version: entryHead.version, deleted: entryHead.deleted, stamps }
       } catch (err) {
         counters.l2Errors++
         return this.unconfirmed(rel, key, err, grace)

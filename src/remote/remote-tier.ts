@@ -100,7 +100,19 @@ export class RemoteTier {
    */
   head(key: string, stampKeys: readonly string[], deadline?: number): Promise<EntryHead> {
     const store = this.store
-    if (store.head !== undefined) return this.call('head', () => store.head!(key, stampKeys), deadline)
+    if (store.head !== undefined) {
+      // The path of every strong read: like get(), no closure.
+      const timeoutMs = this.budget(deadline)
+      const admission = this.admit(timeoutMs)
+      if (admission !== Admission.Call && admission !== Admission.Probe) return this.refuse('head', admission)
+      let call: Promise<EntryHead>
+      try {
+        call = store.head(key, stampKeys)
+      } catch (err) {
+        return this.failedToStart(admission, err)
+      }
+      return this.watch('head', admission, timeoutMs, call)
+    }
     const start = () =>
       Promise.all([store.get(key), store.getStamps(stampKeys)]).then(
         ([entry, stamps]): EntryHead => ({ version: entry?.version, deleted: false, stamps }),

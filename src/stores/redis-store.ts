@@ -310,25 +310,16 @@ class RedisStore implements RemoteStore {
   }
 
   /** GETRANGE of the first 16 bytes and the stamps, sent in one tick: node-redis pipelines them. */
-  async head(key: string, stampKeys: readonly string[]): Promise<EntryHead> {
-    const [head, stamps] = await Promise.all([
-      this.connection.send(key, ['GETRANGE', key, '0', String(HEADER_BYTES - 1)], true).catch((err) => {
+  head(key: string, stampKeys: readonly string[]): Promise<EntryHead> {
+    const range = this.connection
+      .send(key, ['GETRANGE', key, '0', String(HEADER_BYTES - 1)], true)
+      .then(undefined, (err: unknown) => {
         // Another Redis type under the key: garbage, read as nothing (the next write replaces it).
         if (err instanceof Error && err.message.startsWith('WRONGTYPE')) return null
         throw err
-      }),
-      this.getStamps(stampKeys),
-    ])
-    if (!Buffer.isBuffer(head) || head.length !== HEADER_BYTES)
-      return { version: undefined, deleted: false, stamps }
-    const first = head[0]
-    const marked = first === TOMBSTONE || first === COMMIT_ORDERED || first === QUEUE_ORDERED
-    const version = decodeVersion(head, marked ? 1 : 0)
-    return {
-      version: Number.isNaN(version) ? undefined : version,
-      deleted: first === TOMBSTONE && !Number.isNaN(version),
-      stamps,
-    }
+      })
+    if (stampKeys.length === 0) return range.then((head) => parseHead(head, []))
+    return Promise.all([range, this.getStamps(stampKeys)]).then(([head, stamps]) => parseHead(head, stamps))
   }
 
   async setIf(
@@ -398,6 +389,20 @@ class RedisStore implements RemoteStore {
 
   close(): Promise<void> {
     return this.connection.close()
+  }
+}
+
+/** What GETRANGE 0 15 of an entry key says (see the layout at the top). */
+function parseHead(head: unknown, stamps: number[]): EntryHead {
+  if (!Buffer.isBuffer(head) || head.length !== HEADER_BYTES)
+    return { version: undefined, deleted: false, stamps }
+  const first = head[0]
+  const marked = first === TOMBSTONE || first === COMMIT_ORDERED || first === QUEUE_ORDERED
+  const version = decodeVersion(head, marked ? 1 : 0)
+  return {
+    version: Number.isNaN(version) ? undefined : version,
+    deleted: first === TOMBSTONE && !Number.isNaN(version),
+    stamps,
   }
 }
 
