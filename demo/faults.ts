@@ -50,7 +50,7 @@ export function faultSwitch(): FaultSwitch {
         setIfNewer: guard('L2', (key, bytes, version, ttlMs) => inner.setIfNewer(key, bytes, version, ttlMs)),
         delete: guard('L2', (key, version, ttlMs) => inner.delete(key, version, ttlMs)),
         getStamps: guard('L2', (keys) => inner.getStamps(keys)),
-        bumpStamps: guard('L2', (keys, ttlMs) => inner.bumpStamps(keys, ttlMs)),
+        bumpStamps: guard('L2', (keys, ttlMs, proposed) => inner.bumpStamps(keys, ttlMs, proposed)),
         onReconnect(listener) {
           reconnectListeners.add(listener)
           return () => reconnectListeners.delete(listener)
@@ -60,6 +60,20 @@ export function faultSwitch(): FaultSwitch {
       if (inner.acquireLease && inner.releaseLease) {
         store.acquireLease = guard('L2', inner.acquireLease.bind(inner))
         store.releaseLease = guard('L2', inner.releaseLease.bind(inner))
+      }
+      if (inner.head) store.head = guard('L2', inner.head.bind(inner))
+      if (inner.setIf) store.setIf = guard('L2', inner.setIf.bind(inner))
+      if (inner.queue) {
+        // The write-behind queue lives in "Redis" too: it is away while the switch is down.
+        const queue = inner.queue
+        const guarded = {} as Record<string, unknown>
+        for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(queue))) {
+          const method = (queue as unknown as Record<string, unknown>)[name]
+          if (name !== 'constructor' && typeof method === 'function') {
+            guarded[name] = guard('L2', (method as (...args: unknown[]) => Promise<unknown>).bind(queue))
+          }
+        }
+        ;(store as { queue?: unknown }).queue = { ...guarded, durable: queue.durable }
       }
       return store
     },

@@ -96,9 +96,11 @@ describe('npm run demo', () => {
       'Steady state',
       'A hot key expiring under load',
       'Updates on one node, seen by the others',
+      'Write-through: the database, then the cache',
+      'Write-behind: the cache now, the database in batches',
       'Redis taken away and brought back',
     ].entries()) {
-      expect(output).toContain(`▶ scene ${i + 1}/5: ${title}`)
+      expect(output).toContain(`▶ scene ${i + 1}/7: ${title}`)
     }
     expect(output).toContain('· Redis is down')
     expect(output).toContain('· Redis is back')
@@ -110,7 +112,7 @@ describe('npm run demo', () => {
     const whole = wholeRun(output)
     expect(Number(whole[2]!.replace(/,/g, ''))).toBeGreaterThan(0) // requests/s
     expect(whole.at(-1), output).toBe('0') // no request failed, not even while "Redis" was down
-    expect(output.match(/^ {2}[A-Z].*: .+$/gm)?.length).toBeGreaterThanOrEqual(5) // what each scene showed
+    expect(output.match(/^ {2}[A-Z].*: .+$/gm)?.length).toBeGreaterThanOrEqual(7) // what each scene showed
   })
 
   describe('with services', () => {
@@ -167,7 +169,7 @@ describe('npm run demo', () => {
     expect(code, output).toBe(0)
     const mode = output.match(/on Redis redis:\/\/127\.0\.0\.1:(\d+)\/? \(started by the demo\)/)
     expect(mode, output).not.toBeNull()
-    expect(output).toContain('▶ scene 5/5: Redis taken away and brought back')
+    expect(output).toContain('▶ scene 7/7: Redis taken away and brought back')
     expect(output).toContain('· Redis is down')
     expect(output).toContain('· Redis is back')
     expect(wholeRun(output).at(-1), output).toBe('0')
