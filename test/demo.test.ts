@@ -11,12 +11,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { faultSwitch, OutageError } from '../demo/faults.js'
 import { resolveMode } from '../demo/run.js'
 import { createCache, memoryBus, memoryStore } from '../src/index.js'
+import { DATABASE_URL } from './support/database.js'
 import { settle } from './support/nodes.js'
 import { type RedisServer, redisCommand, startRedis } from './support/redis-server.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 // The machine's PostgreSQL (trust auth); the demo works in a schema of its own and drops it.
-const DATABASE_URL = process.env.DEMO_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const RUN_TIMEOUT_MS = 120_000
 
 /** The environment without the variables that choose the demo's mode. */

@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process'
 import { describe, expect, inject, it } from 'vitest'
+import { DATABASE_URL } from './support/database.js'
 
 // The README's worked example (examples/postgres.ts) runs against the machine's PostgreSQL, on the run's
 // Redis and in-process, and shows what it says it shows.
-
-const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
 function example(env: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {

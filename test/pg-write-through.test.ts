@@ -4,6 +4,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { type Cache, createCache, type WriteThroughOptions } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
+import { DATABASE_URL } from './support/database.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
 
 // Two nodes write through to one PostgreSQL row at nearly the same time, round after round, with random
@@ -11,7 +12,6 @@ import { uniqueNamespace } from './support/redis-fleet.js'
 // lives). At the end of each round the cache must agree with the database: a strong read (which serves
 // what L2 holds, or loads the row when L2 holds nothing) returns the row as the database has it.
 
-const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const ROUNDS = 150
 const redisUrl = inject('redisUrl')
 const table = `write_through_race_${randomBytes(4).toString('hex')}`

@@ -5,6 +5,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { KeyNames } from '../src/keys.js'
 import { type RedisConnectionOptions, redisStore } from '../src/redis.js'
+import { DATABASE_URL } from './support/database.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
 import { type RedisServer, type RedisTestCluster, startCluster, startRedis } from './support/redis-server.js'
 
@@ -14,7 +15,6 @@ import { type RedisServer, type RedisTestCluster, startCluster, startRedis } fro
 // accepted value, and the log of applied writes shows that no key was ever written out of order. On a
 // standalone Redis and on a Cluster, both with appendonly yes.
 
-const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const WRITES = 10_000
 const KEYS = 500
 const PARTITIONS = 8 // as in the fixture
