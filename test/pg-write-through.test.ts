@@ -6,6 +6,7 @@ import { type Cache, createCache, type WriteThroughOptions } from '../src/index.
 import { redisBus, redisStore } from '../src/redis.js'
 import { DATABASE_URL } from './support/database.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
+import { redisCommand } from './support/redis-server.js'
 
 // Two nodes write through to one PostgreSQL row at nearly the same time, round after round, with random
 // pauses before and after the UPDATE (the gap between a commit and its cache write is where the race
@@ -53,6 +54,34 @@ async function load(id: number): Promise<Row> {
   const { rows } = await pool.query<Row>(`SELECT id, name, version FROM ${table} WHERE id = $1`, [id])
   return rows[0]!
 }
+
+describe('writeThrough against PostgreSQL', () => {
+  it('a writer the database refuses leaves L1 and L2 untouched on every node', async () => {
+    const namespace = uniqueNamespace('pg-write-through-fail')
+    const make = () =>
+      createCache({ namespace, l2: redisStore({ url: redisUrl }), bus: redisBus({ url: redisUrl }) })
+    const nodes = [make(), make()]
+    try {
+      await Promise.all(nodes.map((node) => node.ready()))
+      const row = await nodes[0]!.writeThrough('user:1', () => update(1, 'before'))
+      expect(await nodes[1]!.get('user:1')).toEqual(row)
+      const raw = await redisCommand(Number(new URL(redisUrl).port), ['GET', `${namespace}:user:1`])
+      const hits = nodes.map((node) => node.stats().l1.hits)
+      // NOT NULL violated: PostgreSQL refuses the UPDATE.
+      const refused = nodes[0]!.writeThrough('user:1', async () => {
+        await pool.query(`UPDATE ${table} SET name = NULL WHERE id = 1`)
+        return row
+      })
+      await expect(refused).rejects.toMatchObject({ code: '23502' })
+      expect(await redisCommand(Number(new URL(redisUrl).port), ['GET', `${namespace}:user:1`])).toEqual(raw)
+      for (const node of nodes) expect(await node.get('user:1')).toEqual(row)
+      expect(nodes.map((node) => node.stats().l1.hits)).toEqual(hits.map((n) => n + 1))
+      expect(await load(1)).toEqual(row)
+    } finally {
+      await Promise.all(nodes.map((node) => node.close()))
+    }
+  })
+})
 
 describe('writeThrough against PostgreSQL: two nodes racing on one key', () => {
   for (const mode of ['unordered', 'ordered by the row version'] as const) {

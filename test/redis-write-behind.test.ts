@@ -86,6 +86,39 @@ describe('write-behind on Redis', () => {
     }
   })
 
+  it('dead-letters a write that keeps failing, and re-drives it once the database takes it', async () => {
+    const namespace = uniqueNamespace('wb-dead')
+    let broken = true
+    const written: unknown[] = []
+    const cache = createCache({
+      namespace,
+      l2: redisStore({ url: redisUrl }),
+      writeBehind: {
+        write: async (batch) => {
+          if (broken) return batch.filter((item) => item.key === 'poison') // the rest goes through
+          written.push(...batch.map((item) => [item.key, item.value, item.attempt]))
+        },
+        flushInterval: '5ms',
+        maxRetries: 2,
+        retryDelay: { initial: '1ms', max: '4ms' },
+      },
+    })
+    caches.push(cache)
+    await cache.writeBehind('poison', { n: 1 })
+    await cache.writeBehind('fine', { n: 2 })
+    await cache.flush()
+    expect(cache.stats().writeBehind).toMatchObject({ written: 1, retries: 2, deadLettered: 1 })
+    const letters = await cache.deadLetters()
+    expect(letters).toEqual([
+      expect.objectContaining({ key: 'poison', namespace: '', value: { n: 1 }, attempts: 3 }),
+    ])
+    broken = false
+    expect(await cache.redriveDeadLetters()).toBe(1)
+    await cache.flush()
+    expect(written).toEqual([['poison', { n: 1 }, 1]])
+    expect(await cache.deadLetters()).toEqual([])
+  })
+
   it('rejects a write it cannot queue, and shows it nowhere', async () => {
     const server = await startRedis()
     const namespace = uniqueNamespace('wb-down')
