@@ -62,6 +62,20 @@ export function faultSwitch(): FaultSwitch {
         store.acquireLease = guard('L2', inner.acquireLease.bind(inner))
         store.releaseLease = guard('L2', inner.releaseLease.bind(inner))
       }
+      if (inner.head) store.head = guard('L2', inner.head.bind(inner))
+      if (inner.setIf) store.setIf = guard('L2', inner.setIf.bind(inner))
+      if (inner.queue) {
+        // The write-behind queue lives in "Redis" too: it is away while the switch is down.
+        const queue = inner.queue
+        const guarded = {} as Record<string, unknown>
+        for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(queue))) {
+          const method = (queue as unknown as Record<string, unknown>)[name]
+          if (name !== 'constructor' && typeof method === 'function') {
+            guarded[name] = guard('L2', (method as (...args: unknown[]) => Promise<unknown>).bind(queue))
+          }
+        }
+        ;(store as { queue?: unknown }).queue = { ...guarded, durable: queue.durable }
+      }
       return store
     },
 

@@ -3,9 +3,9 @@
  * the dashboard's charts. A scene sets the load (LoadProfile), may act on the fleet (take Redis away),
  * waits its share of the run, and says in one line what it showed.
  *
- * The running time is shared out by weight among the scenes that can run. Write-through and write-behind
- * (issue 11) join as two more entries of `scenes`: each sets `writeStrategy` to its entry of
- * writeStrategies (node/service.ts) for its stretch and reports what its updates cost.
+ * The running time is shared out by weight among the scenes that can run. The write-through and
+ * write-behind scenes set `writeStrategy` to their entry of writeStrategies (node/service.ts) for their
+ * stretch and report what their updates cost the database.
  */
 import type { DemoNode } from './fleet.js'
 import type { LoadGenerator, LoadProfile } from './load.js'
@@ -127,6 +127,75 @@ const updates: Scene = {
   },
 }
 
+/**
+ * Runs `strategy` for the scene's stretch; resolves to the database queries per update (the reads the
+ * cache let through included), the scene's totals, and write-behind's accepted and written counts.
+ */
+async function updatesWith(
+  ctx: SceneContext,
+  scene: Scene,
+  strategy: LoadProfile['writeStrategy'],
+  duration: number,
+): Promise<{
+  perUpdate: string
+  totals: ReturnType<Recorder['sceneSoFar']>
+  accepted: number
+  written: number
+}> {
+  const updateShare = 0.1
+  const before = await ctx.fleet()
+  ctx.load.setProfile({ ...ctx.baseProfile, updateShare, probeEveryMs: 40, writeStrategy: strategy })
+  await ctx.wait(duration)
+  ctx.load.setProfile(ctx.baseProfile)
+  const after = await ctx.fleet()
+  const t = ctx.recorder.sceneSoFar(scene.id)
+  const delta = (pick: (report: NodeReport) => number) => sum(after, pick) - sum(before, pick)
+  // Per update, the reads included (an update that deletes costs a reload later); next to the same figure
+  // of the updates scene (same share of updates, the invalidate strategy), when it ran.
+  const perUpdate = (totals: ReturnType<Recorder['sceneSoFar']>) => {
+    const updates = totals.requests * updateShare
+    return updates === 0 ? undefined : (totals.dbQueries / updates).toFixed(2)
+  }
+  const mine = perUpdate(t) ?? 'n/a'
+  const invalidate = perUpdate(ctx.recorder.sceneSoFar(updates.id))
+  return {
+    perUpdate: invalidate === undefined ? mine : `${mine} (invalidate, in the updates scene: ${invalidate})`,
+    totals: t,
+    accepted: delta((r) => r.stats.writeBehind.accepted),
+    written: delta((r) => r.stats.writeBehind.written),
+  }
+}
+
+const writeThrough: Scene = {
+  id: 'write-through',
+  title: 'Write-through: the database, then the cache',
+  weight: 1.5,
+  about: () =>
+    '10% of requests update a user with writeThrough: the UPDATE, then the new row in every cache (ordered by the row version), so no read has to load it again',
+  async run(ctx, duration) {
+    const { perUpdate, totals: t } = await updatesWith(ctx, this, 'writeThrough', duration)
+    return (
+      `database queries per update, reads included: ${perUpdate}; ` +
+      `invalidation lag p50 ${ms(percentile(t.lags, 50))}, p99 ${ms(percentile(t.lags, 99))}; stale reads observed: ${t.staleReads}`
+    )
+  },
+}
+
+const writeBehind: Scene = {
+  id: 'write-behind',
+  title: 'Write-behind: the cache now, the database in batches',
+  weight: 1.5,
+  about: () =>
+    '10% of requests update a user with writeBehind: every cache has the new row at once, and the database gets it from a durable queue, a batch per statement, coalesced per user',
+  async run(ctx, duration) {
+    const { perUpdate, totals: t, accepted, written } = await updatesWith(ctx, this, 'writeBehind', duration)
+    return (
+      `database queries per update, reads included: ${perUpdate}; ${int(accepted)} updates accepted, ${int(written)} rows written ` +
+      `(${written === 0 ? 'n/a' : (accepted / written).toFixed(2)}× coalesced); stale reads observed: ${t.staleReads}`
+    )
+  },
+}
+
 const outage: Scene = {
   id: 'outage',
   title: 'Redis taken away and brought back',
@@ -180,7 +249,7 @@ async function waitForRecovery(ctx: SceneContext, limitMs: number): Promise<numb
 }
 
 /** The script, in order. */
-export const scenes: readonly Scene[] = [warmUp, steady, hotKey, updates, outage]
+export const scenes: readonly Scene[] = [warmUp, steady, hotKey, updates, writeThrough, writeBehind, outage]
 
 /** Shares `totalMs` out among the scenes that can run, by weight. */
 export function planScenes(

@@ -4,7 +4,8 @@
  * its own, wired by the runtime (runtime.ts); docs/architecture.md maps them.
  */
 import { inspect } from 'node:util'
-import { shortcutFor, shortcutTag } from './entry/entry.js'
+import { type Duration, parseDuration } from './duration.js'
+import { handOut, shortcutFor, shortcutTag } from './entry/entry.js'
 import { CacheClosedError, InvalidOptionError } from './errors.js'
 import type { NodeReport } from './fleet/fleet.js'
 import {
@@ -19,21 +20,26 @@ import {
 } from './keys.js'
 import {
   type CacheOptions,
+  type GetOptions,
   type GetOrSetOptions,
   type Loader,
   resolveLoadOptions,
   resolveOptions,
+  resolveReadOptions,
   resolveWriteOptions,
+  resolveWriteThroughOptions,
   type SetOptions,
   validateKey,
   validateNamespaceName,
   validateTags,
+  type WriteThroughOptions,
 } from './options.js'
 import { CacheRuntime } from './runtime.js'
 import { cloneValue } from './serialization/clone.js'
 import { encode } from './serialization/codec.js'
 import { hitChannel } from './stats/events.js'
 import { type CacheStats, snapshot } from './stats/stats.js'
+import type { DeadLetter } from './write-behind/write-behind.js'
 
 /**
  * A cache over L1 (in-process), an optional shared L2 and an optional invalidation bus.
@@ -56,8 +62,12 @@ export class Cache {
     return this.rt.whenReady()
   }
 
-  /** The value for `key`, or undefined. With a `loader` option, a miss is loaded (read-through). */
-  get<T = unknown>(key: string): Promise<T | undefined> {
+  /**
+   * The value for `key`, or undefined. With a `loader` option, a miss is loaded (read-through). With
+   * `{ consistency: 'strong' }`, never a value older than L2's newest (see GetOptions).
+   */
+  get<T = unknown>(key: string, options?: GetOptions): Promise<T | undefined> {
+    if (options !== undefined) return this.getWith<T>(key, options)
     const rt = this.rt
     // Short keys of type string need no byte count: the full check (and its error) only off the hot path;
     // a key that begins with the namespace mark is escaped there (keys.ts, relKey).
@@ -85,6 +95,33 @@ export class Cache {
       }
     }
     return this.getValid<T>(rel, key)
+  }
+
+  /** get() with options: a strong read, or a plain one. */
+  private async getWith<T>(key: string, options: GetOptions): Promise<T | undefined> {
+    const rt = this.rt
+    if (rt.closed) throw new CacheClosedError()
+    const read = resolveReadOptions(options)
+    if (!read.strong) return this.get<T>(key)
+    validateKey(key)
+    const rel = relKey(this.ns, key)
+    const loader = rt.options.loader
+    if (loader !== undefined) {
+      const opts = {
+        ...resolveLoadOptions(rt.options, undefined),
+        strong: true,
+        unconfirmedGrace: read.unconfirmedGrace,
+      }
+      return rt.loads.resolve<T>(rel, key, loader as Loader<T>, opts, this.ns)
+    }
+    const found = await rt.strong.lookup(rel, key, rt.deadline(), read.unconfirmedGrace)
+    if (found === undefined) return undefined
+    if (!found.fresh) {
+      // Stale: served only when L2 could not be asked and the caller's grace allows it.
+      if (!found.degraded) return undefined
+      rt.counters.staleServed++
+    }
+    return handOut(found.entry) as T
   }
 
   /** get() of a key the hot path did not vouch for: validated here (a rejection, not a throw). */
@@ -163,6 +200,83 @@ export class Cache {
     const opts = resolveWriteOptions(rt.options, options)
     const payload = encode(value)
     await rt.writes.write(relKey(this.ns, key), value, payload, opts, this.ns, undefined, rt.deadline()).done
+  }
+
+  /**
+   * Write-through: runs `writer` (the database write) and, only if it succeeds, stores what it returns in
+   * every tier and invalidates it on every other node; resolves to what it returned. If it throws, no tier
+   * on any node was touched. Concurrent write-throughs of a key never leave the older commit cached: with
+   * `version` they are ordered by it, without it one that sees another write land meanwhile invalidates
+   * the key instead of writing (see WriteThroughOptions).
+   */
+  async writeThrough<T>(
+    key: string,
+    writer: () => T | Promise<T>,
+    options?: WriteThroughOptions<T>,
+  ): Promise<T> {
+    this.assertOpen()
+    validateKey(key)
+    if (typeof writer !== 'function') {
+      throw new InvalidOptionError('writer', 'writeThrough needs a writer function () => the written value')
+    }
+    const opts = resolveWriteThroughOptions(this.rt.options, options)
+    return this.rt.writeThrough.run(relKey(this.ns, key), writer, opts, this.ns)
+  }
+
+  /**
+   * Write-behind: `value` is visible at once on every node, and its database write is in the durable queue
+   * (Redis Streams) before this resolves; the `write` of createCache({ writeBehind }) gets it later,
+   * batched, coalesced per key, in order per key, retried, dead-lettered after maxRetries.
+   */
+  async writeBehind(key: string, value: unknown, options?: SetOptions): Promise<void> {
+    this.assertOpen()
+    validateKey(key)
+    const rt = this.rt
+    if (rt.writeBehind === undefined) {
+      throw new InvalidOptionError(
+        'writeBehind',
+        'writeBehind() needs createCache({ writeBehind: { write } })',
+      )
+    }
+    const opts = resolveWriteOptions(rt.options, options)
+    const payload = encode(value)
+    await rt.writeBehind.accept(relKey(this.ns, key), key, this.ns, value, payload, opts)
+  }
+
+  /**
+   * Resolves once every write-behind write in the queue when it was called has been written (or moved to
+   * the dead letters), by this node or another; at once without write-behind. With `timeout`, rejects with
+   * E_FLUSH_TIMEOUT past it.
+   */
+  async flush(options?: { timeout?: Duration }): Promise<void> {
+    this.assertOpen()
+    const timeout =
+      options?.timeout === undefined
+        ? Number.POSITIVE_INFINITY
+        : parseDuration(options.timeout, 'timeout', { allowInfinite: true })
+    await this.rt.writeBehind?.flush(timeout)
+  }
+
+  /** Write-behind's dead letters (writes that failed maxRetries + 1 times), oldest first. */
+  async deadLetters(options?: { limit?: number }): Promise<DeadLetter[]> {
+    this.assertOpen()
+    const limit = options?.limit ?? 100
+    if (!(Number.isSafeInteger(limit) && limit > 0)) {
+      throw new InvalidOptionError('limit', `must be a positive integer, got ${String(limit)}`)
+    }
+    return (await this.rt.writeBehind?.deadLetters(limit)) ?? []
+  }
+
+  /** Puts dead letters (by id; all without ids) back into the write-behind queue; resolves to how many. */
+  async redriveDeadLetters(ids?: readonly string[]): Promise<number> {
+    this.assertOpen()
+    return (await this.rt.writeBehind?.redrive(ids)) ?? 0
+  }
+
+  /** Deletes dead letters (by id; all without ids); resolves to how many. */
+  async discardDeadLetters(ids?: readonly string[]): Promise<number> {
+    this.assertOpen()
+    return (await this.rt.writeBehind?.discard(ids)) ?? 0
   }
 
   async delete(key: string): Promise<void> {

@@ -13,6 +13,9 @@ export type CoherentErrorCode =
   | 'E_CIRCUIT_OPEN'
   | 'E_LOCK_TIMEOUT'
   | 'E_SHARD_UNAVAILABLE'
+  | 'E_UNCONFIRMED_READ'
+  | 'E_FLUSH_TIMEOUT'
+  | 'E_QUEUE_UNAVAILABLE'
 
 export class CoherentError extends Error {
   readonly code: CoherentErrorCode
@@ -89,5 +92,37 @@ export class LockTimeoutError extends CoherentError {
 export class ShardUnavailableError extends CoherentError {
   constructor(message: string) {
     super('E_SHARD_UNAVAILABLE', message)
+  }
+}
+
+/**
+ * A strong read (consistency: 'strong') could not ask L2 whether its value is the newest (L2 down, slow,
+ * or its circuit open), and the caller passed no `grace` to accept an unconfirmed one. `cause` is the L2
+ * failure.
+ */
+export class UnconfirmedReadError extends CoherentError {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(
+      'E_UNCONFIRMED_READ',
+      `Could not confirm key ${JSON.stringify(key)} with L2 for a strong read`,
+      options,
+    )
+  }
+}
+
+/** flush() (or the drain of close()) did not see the write-behind queue written within its timeout. */
+export class FlushTimeoutError extends CoherentError {
+  constructor(timeoutMs: number) {
+    super('E_FLUSH_TIMEOUT', `The write-behind queue was not written within ${timeoutMs} ms`)
+  }
+}
+
+/**
+ * writeBehind() could not put the write in its queue (Redis down, slow, or its circuit open): nothing was
+ * written, to the cache or the queue. `cause` is the store's failure.
+ */
+export class QueueUnavailableError extends CoherentError {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super('E_QUEUE_UNAVAILABLE', `Could not queue the write-behind of key ${JSON.stringify(key)}`, options)
   }
 }

@@ -8,22 +8,31 @@ export {
   CoherentError,
   type CoherentErrorCode,
   CorruptEntryError,
+  FlushTimeoutError,
   InvalidKeyError,
   InvalidOptionError,
   LoaderTimeoutError,
   LockTimeoutError,
+  QueueUnavailableError,
   ShardUnavailableError,
+  UnconfirmedReadError,
   UnserializableValueError,
 } from './errors.js'
 export type { NodeReport } from './fleet/fleet.js'
 export type { EvictionPolicy } from './local/types.js'
 export type {
   CacheOptions,
+  Consistency,
   DistributedLockOptions,
+  GetOptions,
   GetOrSetOptions,
   L1Options,
   Loader,
   SetOptions,
+  WriteBehindItem,
+  WriteBehindOptions,
+  WriteBehindWriter,
+  WriteThroughOptions,
 } from './options.js'
 export { CircuitOpenError, type CircuitState } from './remote/circuit-breaker.js'
 export { L2TimeoutError } from './remote/remote-tier.js'
@@ -39,4 +48,13 @@ export {
   type ShardStatus,
   shardedStore,
 } from './stores/sharded-store.js'
-export type { RemoteStore, StoredEntry } from './stores/store.js'
+export type {
+  ConditionalWrite,
+  EntryHead,
+  OrderDomain,
+  RemoteStore,
+  StoredEntry,
+  WriteCondition,
+} from './stores/store.js'
+export type { QueueEntry, QueueLog } from './write-behind/queue-log.js'
+export type { DeadLetter } from './write-behind/write-behind.js'

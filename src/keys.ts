@@ -7,6 +7,11 @@
  *   <namespace>:<rel>          an entry (rel: the key relative to the root namespace, see relKey)
  *   <namespace>#<stamp name>   a stamp: a generation counter bumped by invalidateTags / clear
  *   <namespace>#lease:<rel>    a lease of lock: 'distributed'
+ *   <namespace>#wb:{<namespace>:wb:<p>}        write-behind partition p: its stream (Redis Stream)
+ *   <namespace>#wb-dead:{<namespace>:wb:<p>}   its dead letters (a stream)
+ *   <namespace>#wb-lease:{<namespace>:wb:<p>}  the lease of the node consuming it
+ *                              (the braces are a Redis Cluster hash tag: a partition's keys share a
+ *                              shard, and partitions spread over the shards)
  *   coherent:<namespace>       the bus channel of the root namespace and all its children
  */
 
@@ -55,6 +60,16 @@ export class KeyNames {
 
   lease(rel: string): string {
     return `${this.namespace}#lease:${rel}`
+  }
+
+  /** The keys of write-behind partition `p`. */
+  writeBehind(p: number): { stream: string; dead: string; lease: string } {
+    const tag = `{${this.namespace}:wb:${p}}`
+    return {
+      stream: `${this.namespace}#wb:${tag}`,
+      dead: `${this.namespace}#wb-dead:${tag}`,
+      lease: `${this.namespace}#wb-lease:${tag}`,
+    }
   }
 }
 

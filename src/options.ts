@@ -44,6 +44,59 @@ export interface DistributedLockOptions {
   onTimeout?: 'load' | 'stale'
 }
 
+/** One write as write-behind hands it to `write`: the newest value of its key in the batch. */
+export interface WriteBehindItem<T = unknown> {
+  /** The key given to writeBehind (relative to its namespace). */
+  readonly key: string
+  /** The namespace path it was written in ('' for the root, 'users' for cache.namespace('users')). */
+  readonly namespace: string
+  readonly value: T
+  /**
+   * The order of the write among the writes of its key: increasing in the order they were accepted.
+   * A re-driven dead letter keeps its own, so a `write` that stores it with the row (`UPDATE ... WHERE
+   * version < $1`) never lets an old value replace a newer one.
+   */
+  readonly version: number
+  /** When writeBehind accepted it (epoch ms, by the queue's clock). */
+  readonly acceptedAt: number
+  /** 1 for the first try, 2 for the first retry, ... */
+  readonly attempt: number
+}
+
+/**
+ * Writes a batch to the database. Resolves when the batch is written; to report a partial failure it
+ * resolves to the items (or keys) it could not write: those are retried, the rest are done. Throwing
+ * fails the whole batch.
+ */
+export type WriteBehindWriter = (batch: WriteBehindItem[], info: { partition: number }) => unknown
+
+export interface WriteBehindOptions {
+  /** Writes a batch to the database (see WriteBehindWriter). */
+  write: WriteBehindWriter
+  /** At most this many keys per batch. @default 100 */
+  batchSize?: number
+  /** How long a partial batch waits to fill (and coalesce) before it is written. @default '1s' */
+  flushInterval?: Duration
+  /** Retries of a failed write before it moves to the dead letters. @default 10 */
+  maxRetries?: number
+  /** Retry delays: exponential from `initial` to `max`, with jitter. @default { initial: '200ms', max: '30s' } */
+  retryDelay?: { initial?: Duration; max?: Duration }
+  /** How many partitions this node writes at once (one batch in flight per partition). @default 4 */
+  concurrency?: number
+  /**
+   * Streams the queue is spread over (by key hash; on a Redis Cluster they spread over the shards). Every
+   * node must use the same number; drain the queue (flush) before changing it. @default 16
+   */
+  partitions?: number
+  /**
+   * How long a node's claim on a partition lasts unless renewed: when a node dies, its partitions (and
+   * what it had read but not written) pass to a live node after this long. @default '10s'
+   */
+  leaseTtl?: Duration
+  /** How long close() waits for the queue to drain. @default '10s' */
+  closeTimeout?: Duration
+}
+
 export interface CacheOptions {
   /** Prefixes every key in L2 and names the bus channel. Letters, digits, '_', '-', '.'. @default 'coherent' */
   namespace?: string
@@ -111,6 +164,12 @@ export interface CacheOptions {
   clock?: Clock
   /** Random source in [0, 1) used for jitter. @default Math.random */
   random?: () => number
+  /**
+   * Write-behind: `writeBehind(key, value)` writes the cache at once and queues the database write, which
+   * `write` receives in batches. Durable with redisStore (Redis Streams), in-process (not durable) with
+   * memoryStore or no L2; shardedStore and memcachedStore have no queue.
+   */
+  writeBehind?: WriteBehindOptions
 }
 
 /** Options of one write (set, and the writes of getOrSet's loads). */
@@ -123,11 +182,48 @@ export interface SetOptions {
   grace?: Duration
 }
 
+/** Options of one writeThrough(). */
+export interface WriteThroughOptions<T = unknown> extends SetOptions {
+  /**
+   * The database's commit order of the write, from the writer's result: a row version raised by every
+   * UPDATE (`RETURNING version`), or a sequence taken under the row's lock; an integer from 0 to 2^64 - 1
+   * (number, bigint, or decimal string as `pg` returns int8). With it, concurrent write-throughs of a key
+   * leave the highest commit in the cache; without it, a write-through that sees another write land
+   * while its writer ran invalidates the key instead of writing.
+   */
+  version?: (result: T) => number | bigint | string
+}
+
+/**
+ * 'eventual' (the default): L1 answers while the bus keeps it honest (guarantee 2). 'strong': never a value
+ * older than the newest one in L2 when the call began: an L1 entry is served only after one round trip
+ * to L2 confirms its version and stamps; if L2 cannot answer, the call fails with E_UNCONFIRMED_READ
+ * unless `grace` is given too.
+ */
+export type Consistency = 'eventual' | 'strong'
+
+/** Options of one get(). */
+export interface GetOptions {
+  /** @default 'eventual' */
+  consistency?: Consistency
+  /**
+   * With consistency 'strong': when L2 cannot confirm, answer as a plain read would (from L1, or a value
+   * up to this long past its expiry) instead of failing. Only for strong reads.
+   */
+  grace?: Duration
+}
+
 export interface GetOrSetOptions extends SetOptions {
   /** Refresh in the background once this fraction of the TTL has passed (0 < x < 1). @default the cache's */
   refreshAhead?: number
   /** Loader timeouts for this call. @default the cache's */
   loaderTimeout?: { soft?: Duration; hard?: Duration }
+  /**
+   * 'strong': the cached value is served only once L2 confirms it is the newest (see GetOptions). If L2
+   * cannot answer, the call fails with E_UNCONFIRMED_READ, unless this call passes `grace`: then it
+   * answers as a plain getOrSet would (a value within grace, or the loader's). @default 'eventual'
+   */
+  consistency?: Consistency
 }
 
 /** Per-call write options after validation and defaults. */
@@ -137,11 +233,26 @@ export interface WriteOptions {
   tags: readonly string[] | undefined
 }
 
+/** writeThrough() options after validation and defaults. */
+export interface WriteThroughWrite<T> extends WriteOptions {
+  version: ((result: T) => unknown) | undefined
+}
+
 /** Per-call load options after validation and defaults. */
 export interface LoadOptions extends WriteOptions {
   refreshAhead: number
   soft: number
   hard: number
+  /** consistency: 'strong'. */
+  strong: boolean
+  /** With `strong`: the grace the caller passed (how to answer when L2 cannot confirm), else undefined. */
+  unconfirmedGrace: number | undefined
+}
+
+/** Per-call read options of get() after validation. */
+export interface ReadOptions {
+  strong: boolean
+  unconfirmedGrace: number | undefined
 }
 
 export interface ResolvedOptions {
@@ -179,6 +290,20 @@ export interface ResolvedOptions {
   fleet: { intervalMs: number; timeoutMs: number; name: string } | false
   clock: Clock
   random: () => number
+  writeBehind: ResolvedWriteBehind | undefined
+}
+
+export interface ResolvedWriteBehind {
+  write: WriteBehindWriter
+  batchSize: number
+  flushInterval: number
+  maxRetries: number
+  retryInitial: number
+  retryMax: number
+  concurrency: number
+  partitions: number
+  leaseTtl: number
+  closeTimeout: number
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -202,6 +327,18 @@ const KNOWN_OPTIONS = new Set([
   'distributedLock',
   'clock',
   'random',
+  'writeBehind',
+])
+const KNOWN_WRITE_BEHIND_OPTIONS = new Set([
+  'write',
+  'batchSize',
+  'flushInterval',
+  'maxRetries',
+  'retryDelay',
+  'concurrency',
+  'partitions',
+  'leaseTtl',
+  'closeTimeout',
 ])
 const KNOWN_L1_OPTIONS = new Set(['maxEntries', 'maxBytes', 'policy', 'ttl', 'sweepInterval', 'isolation'])
 const POLICIES: readonly EvictionPolicy[] = ['lru', 'lfu', 'fifo', 'tinylfu']
@@ -280,6 +417,80 @@ export function resolveOptions(options: CacheOptions = {}): ResolvedOptions {
     fleet: resolveFleet(options.fleet),
     clock,
     random,
+    writeBehind: resolveWriteBehind(options.writeBehind, l2),
+  }
+}
+
+function resolveWriteBehind(
+  given: WriteBehindOptions | undefined,
+  l2: RemoteStore | undefined,
+): ResolvedWriteBehind | undefined {
+  if (given === undefined) return undefined
+  if (typeof given !== 'object' || given === null) {
+    throw new InvalidOptionError(
+      'writeBehind',
+      `must be an options object like { write }, got ${describe(given)}`,
+    )
+  }
+  for (const name of Object.keys(given)) {
+    if (!KNOWN_WRITE_BEHIND_OPTIONS.has(name))
+      throw new InvalidOptionError(`writeBehind.${name}`, 'unknown option')
+  }
+  if (typeof given.write !== 'function') {
+    throw new InvalidOptionError(
+      'writeBehind.write',
+      'must be a function (batch) => written, writing a batch to the database',
+    )
+  }
+  if (l2 !== undefined && l2.queue === undefined) {
+    throw new InvalidOptionError(
+      'writeBehind',
+      `the l2 store '${l2.name}' has no queue for write-behind: use redisStore(...) (a durable queue on Redis Streams), or memoryStore() for one in this process that is not durable`,
+    )
+  }
+  const retry = given.retryDelay ?? {}
+  if (typeof retry !== 'object' || retry === null) {
+    throw new InvalidOptionError('writeBehind.retryDelay', `must be { initial, max }, got ${describe(retry)}`)
+  }
+  const retryInitial = parseDuration(retry.initial ?? '200ms', 'writeBehind.retryDelay.initial', {
+    allowZero: false,
+  })
+  const retryMax = parseDuration(retry.max ?? '30s', 'writeBehind.retryDelay.max', {
+    allowZero: false,
+    max: MAX_TIMER_MS,
+  })
+  if (retryMax < retryInitial) {
+    throw new InvalidOptionError(
+      'writeBehind.retryDelay.max',
+      `must not be below initial (${retryInitial} ms)`,
+    )
+  }
+  const maxRetries = given.maxRetries ?? 10
+  if (!(Number.isSafeInteger(maxRetries) && maxRetries >= 0)) {
+    throw new InvalidOptionError(
+      'writeBehind.maxRetries',
+      `must be a non-negative integer, got ${describe(maxRetries)}`,
+    )
+  }
+  return {
+    write: given.write,
+    batchSize: resolvePositiveInteger(given.batchSize ?? 100, 'writeBehind.batchSize'),
+    flushInterval: parseDuration(given.flushInterval ?? '1s', 'writeBehind.flushInterval', {
+      allowZero: false,
+      max: MAX_TIMER_MS,
+    }),
+    maxRetries,
+    retryInitial,
+    retryMax,
+    concurrency: resolvePositiveInteger(given.concurrency ?? 4, 'writeBehind.concurrency'),
+    partitions: resolvePositiveInteger(given.partitions ?? 16, 'writeBehind.partitions'),
+    leaseTtl: parseDuration(given.leaseTtl ?? '10s', 'writeBehind.leaseTtl', {
+      allowZero: false,
+      max: MAX_TIMER_MS,
+    }),
+    closeTimeout: parseDuration(given.closeTimeout ?? '10s', 'writeBehind.closeTimeout', {
+      allowInfinite: true,
+    }),
   }
 }
 
@@ -556,15 +767,68 @@ export function resolveWriteOptions(
   }
 }
 
+export function resolveWriteThroughOptions<T>(
+  defaults: ResolvedOptions,
+  options: WriteThroughOptions<T> | undefined,
+): WriteThroughWrite<T> {
+  const write = resolveWriteOptions(defaults, options)
+  const version = options?.version
+  if (version !== undefined && typeof version !== 'function') {
+    throw new InvalidOptionError(
+      'version',
+      `must be a function (result) => commit order, got ${describe(version)}`,
+    )
+  }
+  return { ...write, version }
+}
+
+function resolveConsistency(given: unknown): boolean {
+  if (given === undefined || given === 'eventual') return false
+  if (given === 'strong') return true
+  throw new InvalidOptionError('consistency', `must be 'eventual' or 'strong', got ${describe(given)}`)
+}
+
+const KNOWN_GET_OPTIONS = new Set(['consistency', 'grace'])
+
+const STRONG: ReadOptions = { strong: true, unconfirmedGrace: undefined }
+
+export function resolveReadOptions(options: GetOptions): ReadOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('options', "must be an object like { consistency: 'strong' }")
+  }
+  for (const name in options) {
+    if (!KNOWN_GET_OPTIONS.has(name)) throw new InvalidOptionError(name, 'unknown option of get()')
+  }
+  // The common call, get(key, { consistency: 'strong' }), allocates nothing.
+  if (options.consistency === 'strong' && options.grace === undefined) return STRONG
+  const strong = resolveConsistency(options.consistency)
+  if (options.grace !== undefined && !strong) {
+    throw new InvalidOptionError('grace', "a grace of get() applies to consistency: 'strong' only")
+  }
+  return {
+    strong,
+    unconfirmedGrace: options.grace === undefined ? undefined : parseDuration(options.grace, 'grace'),
+  }
+}
+
 export function resolveLoadOptions(
   defaults: ResolvedOptions,
   options: GetOrSetOptions | undefined,
 ): LoadOptions {
   const write = resolveWriteOptions(defaults, options)
   if (options === undefined)
-    return { ...write, refreshAhead: defaults.refreshAhead, ...defaults.loaderTimeout }
+    return {
+      ...write,
+      refreshAhead: defaults.refreshAhead,
+      ...defaults.loaderTimeout,
+      strong: false,
+      unconfirmedGrace: undefined,
+    }
+  const strong = resolveConsistency(options.consistency)
   return {
     ...write,
+    strong,
+    unconfirmedGrace: strong && options.grace !== undefined ? write.grace : undefined,
     refreshAhead:
       options.refreshAhead === undefined
         ? defaults.refreshAhead

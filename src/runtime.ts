@@ -18,6 +18,7 @@ import { LoadPath } from './load/load-path.js'
 import { LocalTier } from './local/local-tier.js'
 import type { ResolvedOptions } from './options.js'
 import { ReadPath } from './read/read-path.js'
+import { StrongReads } from './read/strong-read.js'
 import { CircuitBreaker } from './remote/circuit-breaker.js'
 import { RemoteTier } from './remote/remote-tier.js'
 import { DistributedLease } from './stampede/lease.js'
@@ -26,6 +27,8 @@ import { StatsCounters, snapshot } from './stats/stats.js'
 import { OutageQueue } from './write/outage-queue.js'
 import { UnsentWrites } from './write/unsent-writes.js'
 import { WritePath } from './write/write-path.js'
+import { WriteThrough } from './write/write-through.js'
+import { WriteBehind } from './write-behind/write-behind.js'
 
 const MAINTENANCE_INTERVAL_MS = 10_000 // how often stale stamps and loader-failure marks are forgotten
 
@@ -56,7 +59,11 @@ export class CacheRuntime {
   readonly invalidations: Invalidations
   readonly outage: OutageQueue
   readonly reads: ReadPath
+  readonly strong: StrongReads
   readonly writes: WritePath
+  readonly writeThrough: WriteThrough
+  /** With the writeBehind option. */
+  readonly writeBehind: WriteBehind | undefined
   readonly loads: LoadPath
   /** With lock: 'distributed'. */
   readonly lease: DistributedLease | undefined
@@ -149,7 +156,11 @@ export class CacheRuntime {
       limit: options.maxPendingWrites,
     })
     this.reads = new ReadPath(this)
+    this.strong = new StrongReads(this)
     this.writes = new WritePath(this)
+    this.writeThrough = new WriteThrough(this)
+    this.writeBehind =
+      options.writeBehind === undefined ? undefined : new WriteBehind(this, options.writeBehind)
     this.lease = options.lock === 'distributed' ? new DistributedLease(this) : undefined
     this.loads = new LoadPath(this)
     this.fleet =
@@ -191,6 +202,8 @@ export class CacheRuntime {
     this.closed = true
     clearInterval(this.maintenanceTimer)
     this.fleet?.stop()
+    // Write-behind drains first (within its closeTimeout), while L2 and the bus are still open.
+    await this.writeBehind?.close()
     this.remote?.close()
     // Loads in flight are the application's: close() does not wait for them (a hung loader would hang
     // it). If one finishes later, its writes fail quietly against the closed tiers.

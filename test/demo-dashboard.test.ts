@@ -115,6 +115,8 @@ describe('demo dashboard', () => {
         'steady',
         'hot-key',
         'updates',
+        'write-through',
+        'write-behind',
         'outage',
       ])
       expect(pageErrors).toEqual([])

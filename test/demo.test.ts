@@ -11,12 +11,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { faultSwitch, OutageError } from '../demo/faults.js'
 import { resolveMode } from '../demo/run.js'
 import { createCache, memoryBus, memoryStore } from '../src/index.js'
+import { DATABASE_URL } from './support/database.js'
 import { settle } from './support/nodes.js'
 import { type RedisServer, redisCommand, startRedis } from './support/redis-server.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 // The machine's PostgreSQL (trust auth); the demo works in a schema of its own and drops it.
-const DATABASE_URL = process.env.DEMO_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const RUN_TIMEOUT_MS = 120_000
 
 /** The environment without the variables that choose the demo's mode. */
@@ -96,9 +96,11 @@ describe('npm run demo', () => {
       'Steady state',
       'A hot key expiring under load',
       'Updates on one node, seen by the others',
+      'Write-through: the database, then the cache',
+      'Write-behind: the cache now, the database in batches',
       'Redis taken away and brought back',
     ].entries()) {
-      expect(output).toContain(`▶ scene ${i + 1}/5: ${title}`)
+      expect(output).toContain(`▶ scene ${i + 1}/7: ${title}`)
     }
     expect(output).toContain('· Redis is down')
     expect(output).toContain('· Redis is back')
@@ -110,7 +112,7 @@ describe('npm run demo', () => {
     const whole = wholeRun(output)
     expect(Number(whole[2]!.replace(/,/g, ''))).toBeGreaterThan(0) // requests/s
     expect(whole.at(-1), output).toBe('0') // no request failed, not even while "Redis" was down
-    expect(output.match(/^ {2}[A-Z].*: .+$/gm)?.length).toBeGreaterThanOrEqual(5) // what each scene showed
+    expect(output.match(/^ {2}[A-Z].*: .+$/gm)?.length).toBeGreaterThanOrEqual(7) // what each scene showed
   })
 
   describe('with services', () => {
@@ -167,7 +169,7 @@ describe('npm run demo', () => {
     expect(code, output).toBe(0)
     const mode = output.match(/on Redis redis:\/\/127\.0\.0\.1:(\d+)\/? \(started by the demo\)/)
     expect(mode, output).not.toBeNull()
-    expect(output).toContain('▶ scene 5/5: Redis taken away and brought back')
+    expect(output).toContain('▶ scene 7/7: Redis taken away and brought back')
     expect(output).toContain('· Redis is down')
     expect(output).toContain('· Redis is back')
     expect(wholeRun(output).at(-1), output).toBe('0')

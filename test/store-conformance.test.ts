@@ -111,6 +111,27 @@ describe('redisStore specifics', () => {
     }
   })
 
+  it('stores an ordered write as its mark, 15 hex digits of version, 16 of order, then the bytes', async () => {
+    const store = redisStore({ url: redisUrl })
+    const client = await applicationClient()
+    const key = `layout-ordered:${Date.now()}:${Math.random()}`
+    try {
+      await store.setIf!(key, Buffer.from([0x00, 0xff]), 0x1234abcd, 60_000, {
+        order: { domain: 'queue', value: 0xabn },
+        tombstoneTtlMs: 60_000,
+      })
+      const buffers = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer })
+      const raw = (await buffers.get(key)) as unknown as Buffer
+      expect(
+        raw.equals(Buffer.concat([Buffer.from('q00000001234abcd00000000000000ab'), Buffer.from([0, 255])])),
+      ).toBe(true)
+      expect(await store.get(key)).toMatchObject({ version: 0x1234abcd })
+    } finally {
+      await client.del(key)
+      await store.close()
+    }
+  })
+
   it('reports an entry without a version header as corrupt', async () => {
     const store = redisStore({ url: redisUrl })
     const client = await applicationClient()

@@ -25,6 +25,11 @@ export interface Database {
   getUser(id: number): Promise<User | undefined>
   /** Renames the user and raises its version; resolves to the new row. */
   updateUser(id: number): Promise<User | undefined>
+  /**
+   * Stores rows made elsewhere (write-behind's batches) in one statement; a row only moves forward: one
+   * whose version is not above the stored one is left out.
+   */
+  saveUsers(users: readonly User[]): Promise<void>
   topUsers(): Promise<Report>
   close(): Promise<void>
 }
@@ -83,6 +88,20 @@ export function sqlDatabase(name: string, db: Queryable, close: () => Promise<vo
       )
       return rows[0] && toUser(rows[0])
     },
+    async saveUsers(users) {
+      if (users.length === 0) return
+      await db.query(
+        `UPDATE users SET name = data.name, version = data.version, updated_at = data.updated_at
+         FROM unnest($1::int[], $2::text[], $3::int[], $4::timestamptz[]) AS data(id, name, version, updated_at)
+         WHERE users.id = data.id AND users.version < data.version`,
+        [
+          users.map((u) => u.id),
+          users.map((u) => u.name),
+          users.map((u) => u.version),
+          users.map((u) => u.updatedAt),
+        ],
+      )
+    },
     async topUsers() {
       const { rows } = await db.query<{ id: number; name: string; version: number }>(
         'SELECT id, name, version FROM users ORDER BY version DESC, id LIMIT 10',
@@ -110,6 +129,7 @@ export function countQueries(db: Database): Database & { readonly queries: numbe
     },
     getUser: counted((id: number) => db.getUser(id)),
     updateUser: counted((id: number) => db.updateUser(id)),
+    saveUsers: counted((users: readonly User[]) => db.saveUsers(users)),
     topUsers: counted(() => db.topUsers()),
     close: async () => {},
   }

@@ -8,6 +8,7 @@
  */
 import { createCache } from '../../src/index.js'
 import { redisBus, redisStore } from '../../src/redis.js'
+import { countQueries } from '../database/database.js'
 import { postgresDatabase } from '../database/postgres.js'
 import { nodeCacheOptions, startNodeService } from './service.js'
 
@@ -28,19 +29,22 @@ const send = (message: ChildMessage) => {
   if (process.connected) process.send!(message)
 }
 
+const pool = postgresDatabase(config.databaseUrl, config.schema)
+// One count of this node's queries: its requests' and its cache's write-behind batches.
+const db = countQueries(pool)
 const cache = createCache({
-  ...nodeCacheOptions(config.namespace),
+  ...nodeCacheOptions(config.namespace, db),
   l2: redisStore({ url: config.redisUrl }),
   bus: redisBus({ url: config.redisUrl }),
 })
-const db = postgresDatabase(config.databaseUrl, config.schema)
 
 let closing: Promise<void> | undefined
 function shutDown(code: number): Promise<void> {
   closing ??= (async () => {
     // However the closing goes, the process ends: a node that cannot close must not outlive the demo.
     setTimeout(() => process.exit(code), 3_000).unref()
-    await Promise.allSettled([service.then((s) => s.close()), cache.close(), db.close()])
+    await Promise.allSettled([service.then((s) => s.close()), cache.close()])
+    await pool.close()
     process.exit(code)
   })()
   return closing

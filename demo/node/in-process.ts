@@ -3,7 +3,7 @@
  * bus, exactly as separate processes share one Redis, and one embedded database.
  */
 import { type Bus, createCache, type RemoteStore } from '../../src/index.js'
-import type { Database } from '../database/database.js'
+import { countQueries, type Database } from '../database/database.js'
 import type { DemoNode } from '../fleet.js'
 import { nodeCacheOptions, startNodeService } from './service.js'
 
@@ -20,12 +20,18 @@ export async function startInProcessFleet(options: InProcessFleetOptions): Promi
   const nodes: DemoNode[] = []
   try {
     for (let i = 1; i <= options.count; i++) {
-      const cache = createCache({ ...nodeCacheOptions(options.namespace), l2: options.l2, bus: options.bus })
+      // One count of this node's queries: its requests' and its cache's write-behind batches.
+      const db = countQueries(options.db)
+      const cache = createCache({
+        ...nodeCacheOptions(options.namespace, db),
+        l2: options.l2,
+        bus: options.bus,
+      })
       await cache.ready()
       const service = await startNodeService({
         id: `node-${i}`,
         cache,
-        db: options.db,
+        db,
         reportTtlMs: options.reportTtlMs,
       })
       nodes.push({

@@ -13,13 +13,22 @@
  */
 import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
-import type { Cache, CacheOptions, CacheStats } from '../../src/index.js'
+import type { Cache, CacheOptions, CacheStats, WriteBehindItem } from '../../src/index.js'
 import type { Database, User } from '../database/database.js'
 import { countQueries } from '../database/database.js'
 
-/** The cache options every node of the demo uses (the L2 and bus come from the mode). */
-export function nodeCacheOptions(namespace: string): CacheOptions {
+/**
+ * The cache options every node of the demo uses (the L2 and bus come from the mode). With `db`, the node
+ * can write behind: its batches go to the database in one statement each.
+ */
+export function nodeCacheOptions(namespace: string, db?: Database): CacheOptions {
   return {
+    ...(db && {
+      writeBehind: {
+        write: (batch: WriteBehindItem[]) => db.saveUsers(batch.map((item) => item.value as User)),
+        flushInterval: '100ms',
+      },
+    }),
     namespace,
     // Long: an update deletes the row everywhere at once, so the TTL only bounds memory.
     ttl: '5m',
@@ -40,17 +49,35 @@ export const userKey = (id: number) => `user:${id}`
 export const REPORT_KEY = 'report:top-users'
 
 /**
- * How a node applies an update. `invalidate` is cache-aside's: write the database, then delete the
- * cached row. Deleting, not setting: two nodes updating one user at once could otherwise put their rows
- * into the cache in the other order than the database applied them, while a delete cannot leave an old
- * row behind (a load that read the old row before the delete is fenced by version and not stored).
- * Write-through and write-behind (issue 11) join this table as entries of their own, and a scene picks
- * one with LoadProfile.writeStrategy.
+ * How a node applies an update; a scene picks one with LoadProfile.writeStrategy.
+ * - `invalidate` is cache-aside's: write the database, then delete the cached row. Deleting, not setting:
+ *   two nodes updating one user at once could otherwise put their rows into the cache in the other order
+ *   than the database applied them, while a delete cannot leave an old row behind (a load that read the
+ *   old row before the delete is fenced by version and not stored). The next read loads the row again.
+ * - `writeThrough`: the database first, then the new row in the cache everywhere, ordered by the row's
+ *   version (the database's commit order), so no reload follows.
+ * - `writeBehind`: the new row in the cache everywhere at once and in the durable queue; the database
+ *   gets it in a batch shortly after (coalesced: a row updated ten times in a batch is written once).
  */
 export const writeStrategies = {
   invalidate: async (cache: Cache, db: Database, id: number): Promise<User | undefined> => {
     const user = await db.updateUser(id)
     if (user !== undefined) await cache.delete(userKey(id))
+    return user
+  },
+  writeThrough: (cache: Cache, db: Database, id: number): Promise<User | undefined> =>
+    cache.writeThrough(userKey(id), () => db.updateUser(id), { version: (user) => user!.version }),
+  writeBehind: async (cache: Cache, db: Database, id: number): Promise<User | undefined> => {
+    const current = await cache.getOrSet(userKey(id), () => db.getUser(id))
+    if (current === undefined) return undefined
+    const version = current.version + 1
+    const user: User = {
+      ...current,
+      name: `User ${id} v${version}`,
+      version,
+      updatedAt: new Date().toISOString(),
+    }
+    await cache.writeBehind(userKey(id), user)
     return user
   },
 } satisfies Record<string, (cache: Cache, db: Database, id: number) => Promise<User | undefined>>
@@ -105,7 +132,9 @@ const LIBRARY_VERSION: string = JSON.parse(
 
 export async function startNodeService(options: NodeServiceOptions): Promise<NodeService> {
   const { id, cache } = options
-  const db = countQueries(options.db)
+  // The node's own count, unless the caller counts already (its cache's write-behind uses the same view).
+  const db =
+    'queries' in options.db ? (options.db as ReturnType<typeof countQueries>) : countQueries(options.db)
   const started = Date.now()
   const counters = { requests: 0, errors: 0, reportLoads: 0 }
   const app = Fastify({ logger: false })

@@ -47,7 +47,9 @@ export class LoadPath {
   ): Promise<T | undefined> {
     const rt = this.rt
     const deadline = rt.deadline()
-    const found = await rt.reads.lookup(rel, deadline)
+    const found = opts.strong
+      ? await rt.strong.lookup(rel, key, deadline, opts.unconfirmedGrace)
+      : await rt.reads.lookup(rel, deadline)
     const now = rt.options.clock.now()
     if (found?.fresh) {
       if (this.refreshDue(found.entry, opts.refreshAhead, now) && !this.flights.has(rel)) {

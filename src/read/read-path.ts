@@ -75,6 +75,15 @@ export class ReadPath {
     return own === undefined ? this.lookupTiers(rel, deadline) : this.lookupOwn(rel, own, deadline)
   }
 
+  /**
+   * A strong read of L2 (read/strong-read.ts): a read of its own, joining none that began earlier, and
+   * judged by the stamps L2 holds now rather than by what this node knows of them. May throw: L2
+   * unreachable, or garbage (CorruptEntryError).
+   */
+  readStrong(rel: string, deadline: number | undefined): Promise<Lookup> {
+    return this.rt.coherence.fill((token) => this.readL2(rel, token, deadline, undefined, true))
+  }
+
   /** A fresh entry from L2 (copied into L1), or undefined if there is none or L2 cannot answer. */
   async readFresh(rel: string): Promise<Written | undefined> {
     const { coherence, counters } = this.rt
@@ -191,12 +200,13 @@ export class ReadPath {
     token: number,
     deadline: number | undefined,
     shared?: SharedRead,
+    strong = false,
   ): Promise<Lookup> {
     const rt = this.rt
     let found: Lookup
     try {
       const stored = await rt.remote!.get(rt.keys.entry(rel), deadline)
-      const judged = this.judge(rel, token, deadline, stored)
+      const judged = this.judge(rel, token, deadline, stored, strong)
       found = judged instanceof Promise ? await judged : judged
     } catch (err) {
       if (shared !== undefined) for (const joiner of shared.joiners) joiner.reject(err)
@@ -215,12 +225,16 @@ export class ReadPath {
     return found
   }
 
-  /** What an L2 reply means: a current entry (then copied into L1), or nothing. Async only to learn stamps. */
+  /**
+   * What an L2 reply means: a current entry (then copied into L1), or nothing. Async only to learn stamps
+   * (`strong`: always from L2, since this node may not have heard of an invalidation yet).
+   */
   private judge(
     rel: string,
     token: number,
     deadline: number | undefined,
     stored: StoredEntry | undefined,
+    strong: boolean,
   ): Lookup | Promise<Lookup> {
     if (stored === undefined) return undefined
     const rt = this.rt
@@ -236,10 +250,10 @@ export class ReadPath {
         throw new CorruptEntryError(`L2 entry has an impossible generation: ${gen}`)
     }
     if (envelope.staleUntil <= rt.options.clock.now()) return undefined
-    const gens = rt.stamps.known(envelope.stampKeys)
+    const gens = strong ? undefined : rt.stamps.known(envelope.stampKeys)
     if (gens !== undefined) return this.accept(rel, token, stored.version, envelope, gens)
     return rt.stamps
-      .gens(envelope.stampKeys, deadline)
+      .gens(envelope.stampKeys, deadline, strong)
       .then((learned) => this.accept(rel, token, stored.version, envelope, learned))
   }
 

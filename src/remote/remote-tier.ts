@@ -1,5 +1,11 @@
 import { CoherentError, CorruptEntryError } from '../errors.js'
-import type { RemoteStore, StoredEntry } from '../stores/store.js'
+import type {
+  ConditionalWrite,
+  EntryHead,
+  RemoteStore,
+  StoredEntry,
+  WriteCondition,
+} from '../stores/store.js'
 import { Admission, type CircuitBreaker, CircuitOpenError } from './circuit-breaker.js'
 
 /** An L2 call took longer than `l2Timeout`. The cache treats it like any L2 failure and degrades. */
@@ -98,6 +104,54 @@ export class RemoteTier {
   ): Promise<number | undefined> {
     const start = () => this.checked(this.store.deleteIfNewer(key, version, tombstoneTtlMs))
     return this.call('deleteIfNewer', start, deadline)
+  }
+
+  /**
+   * The version under `key` and the generations of `stampKeys` (RemoteStore.head). A store without
+   * `head` is asked with a full get and getStamps, which cannot tell a tombstone from nothing.
+   */
+  head(key: string, stampKeys: readonly string[], deadline?: number): Promise<EntryHead> {
+    const store = this.store
+    if (store.head !== undefined) {
+      // The path of every strong read: like get(), no closure.
+      const timeoutMs = this.budget(deadline)
+      const admission = this.admit(timeoutMs)
+      if (admission !== Admission.Call && admission !== Admission.Probe) return this.refuse('head', admission)
+      let call: Promise<EntryHead>
+      try {
+        call = store.head(key, stampKeys)
+      } catch (err) {
+        return this.failedToStart(admission, err)
+      }
+      return this.watch('head', admission, timeoutMs, call)
+    }
+    const start = () =>
+      Promise.all([store.get(key), store.getStamps(stampKeys)]).then(
+        ([entry, stamps]): EntryHead => ({ version: entry?.version, deleted: false, stamps }),
+      )
+    return this.call('head', start, deadline)
+  }
+
+  /** Whether the store has setIf (ordered and conditional writes). */
+  get conditional(): boolean {
+    return this.store.setIf !== undefined
+  }
+
+  /** RemoteStore.setIf; only for a store that has it (see `conditional`). */
+  setIf(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    condition: WriteCondition,
+    deadline?: number,
+  ): Promise<ConditionalWrite> {
+    const start = () =>
+      this.store.setIf!(key, bytes, version, ttlMs, condition).then(async (done) => {
+        await this.checked(Promise.resolve(done.version))
+        return done
+      })
+    return this.call('setIf', start, deadline)
   }
 
   getStamps(keys: readonly string[], deadline?: number): Promise<number[]> {

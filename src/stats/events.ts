@@ -16,6 +16,9 @@ import diagnosticsChannel from 'node:diagnostics_channel'
  * - `coherent-cache:stale`         { namespace, path, key, reason: 'grace' | 'fail-safe' | 'l2-unavailable' }
  * - `coherent-cache:circuit`       { namespace, target: 'l2' | 'bus', state: 'closed' | 'open' | 'half-open' }
  * - `coherent-cache:bus`           { namespace, status: 'connected' | 'disconnected' }
+ * - `coherent-cache:write-behind`
+ *     { namespace, event: 'retry', key, keyNamespace, attempt, delayMs, error }: a write failed and waits
+ *     { namespace, event: 'dead-letter', key, keyNamespace, attempts, error, id }: moved to the dead letters
  */
 export const hitChannel = diagnosticsChannel.channel('coherent-cache:hit')
 export const missChannel = diagnosticsChannel.channel('coherent-cache:miss')
@@ -26,3 +29,4 @@ export const loadChannel = diagnosticsChannel.channel('coherent-cache:load')
 export const staleChannel = diagnosticsChannel.channel('coherent-cache:stale')
 export const circuitChannel = diagnosticsChannel.channel('coherent-cache:circuit')
 export const busChannel = diagnosticsChannel.channel('coherent-cache:bus')
+export const writeBehindChannel = diagnosticsChannel.channel('coherent-cache:write-behind')

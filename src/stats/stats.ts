@@ -38,6 +38,19 @@ export class StatsCounters {
   leasesAcquired = 0
   leaseWaits = 0
   pendingDropped = 0
+  strongReads = 0
+  strongConfirmed = 0
+  strongUnconfirmed = 0
+  writeThroughs = 0
+  writeThroughsInvalidated = 0
+  writeThroughsSuperseded = 0
+  wbAccepted = 0
+  wbWritten = 0
+  wbCoalesced = 0
+  wbBatches = 0
+  wbRetries = 0
+  wbDeadLettered = 0
+  wbCorrupt = 0
 }
 
 export interface TierStats {
@@ -88,6 +101,46 @@ export interface CacheStats {
     refreshes: number
   }
   staleServed: number
+  /** Strong reads (consistency: 'strong'). */
+  strong: {
+    reads: number
+    /** Answered from L1 after L2 confirmed the entry's version and stamps (one small round trip). */
+    confirmed: number
+    /** L2 could not be asked: failed with E_UNCONFIRMED_READ, or answered within the caller's grace. */
+    unconfirmed: number
+  }
+  /** writeThrough() calls whose writer succeeded. */
+  writeThrough: {
+    writes: number
+    /**
+     * Invalidated instead of written: another write landed while the writer ran (rule b), L2 could not be
+     * asked, or the result could not be cached.
+     */
+    invalidated: number
+    /** Not written because L2 held a write of a higher commit order (rule a). */
+    superseded: number
+  }
+  /** Write-behind (all zeros without the writeBehind option). */
+  writeBehind: {
+    /** false with an in-process queue (memoryStore, or no L2): what it holds dies with the process. */
+    durable: boolean
+    /** Entries in the queue (every node's), as of this node's last poll (every flushInterval). */
+    depth: number
+    /** writeBehind() calls this node accepted (in the queue and the cache). */
+    accepted: number
+    /** Keys this node's `write` calls wrote (one per key per batch, after coalescing). */
+    written: number
+    /** Entries folded into a newer value of their key before being written (never written themselves). */
+    coalesced: number
+    /** `write` calls. */
+    batches: number
+    /** Keys whose write failed and waits for a retry. */
+    retries: number
+    /** Writes moved to the dead letters after maxRetries. */
+    deadLettered: number
+    /** Queue entries no correct node wrote: dropped (guarantee 7). */
+    corrupt: number
+  }
   /** Fills (from L2 or a loader) not stored in L1 because an invalidation overtook them. */
   staleFillsRefused: number
   bus: {
@@ -157,6 +210,23 @@ export function snapshot(rt: CacheRuntime): CacheStats {
       refreshes: c.refreshes,
     },
     staleServed: c.staleServed,
+    strong: { reads: c.strongReads, confirmed: c.strongConfirmed, unconfirmed: c.strongUnconfirmed },
+    writeThrough: {
+      writes: c.writeThroughs,
+      invalidated: c.writeThroughsInvalidated,
+      superseded: c.writeThroughsSuperseded,
+    },
+    writeBehind: {
+      durable: rt.writeBehind?.durable ?? false,
+      depth: rt.writeBehind?.depth ?? 0,
+      accepted: c.wbAccepted,
+      written: c.wbWritten,
+      coalesced: c.wbCoalesced,
+      batches: c.wbBatches,
+      retries: c.wbRetries,
+      deadLettered: c.wbDeadLettered,
+      corrupt: c.wbCorrupt,
+    },
     staleFillsRefused: c.staleFillsRefused,
     bus: {
       published: c.busPublished,

@@ -9,7 +9,8 @@
  * `Client.perform`, the way its own commands are, with the token in the header's CAS field.
  *
  * Item layout: `<kind: 1 byte><version or counter: float64><expires at, epoch ms: float64><payload>`,
- * kind 'e' entry, 't' tombstone, 's' stamp, 'l' lease. Both numbers are integers below 2^53, exact as
+ * kind 'e' entry, 't' tombstone, 's' stamp, 'l' lease, and 'c' / 'q' for an entry of an ordered write
+ * (setIf with a commit or queue order), whose payload starts with the order (8 bytes, big-endian). Both numbers are integers below 2^53, exact as
  * doubles. An item that is none of these (too short, another kind, numbers that are not integers, or a
  * version more than MAX_VERSION_LEAD above a write's proposal) is garbage (store.ts): get() reports it
  * corrupt, a stamp reads as NaN, and the next write replaces it.
@@ -39,7 +40,7 @@ import { type Clock, systemClock } from '../clock.js'
 import { MAX_VERSION_LEAD } from '../coherence/hlc.js'
 import { type Duration, parseDuration } from '../duration.js'
 import { CacheClosedError, CorruptEntryError, InvalidOptionError } from '../errors.js'
-import type { RemoteStore, StoredEntry } from './store.js'
+import type { ConditionalWrite, EntryHead, RemoteStore, StoredEntry, WriteCondition } from './store.js'
 
 export interface MemcachedStoreOptions {
   /** `memcached://[user:password@]host[:port]` (SASL credentials for managed memcached). */
@@ -66,6 +67,9 @@ const ENTRY = 0x65 // 'e'
 const TOMBSTONE = 0x74 // 't'
 const STAMP = 0x73 // 's'
 const LEASE = 0x6c // 'l'
+const COMMIT_ORDERED = 0x63 // 'c'
+const QUEUE_ORDERED = 0x71 // 'q'
+const ORDER_BYTES = 8
 const MAX_ATTEMPTS = 50 // CAS races lost in a row before a call gives up
 const MAX_PLAIN_KEY = 200 // longer keys are stored under their hash (memcached's limit is 250)
 const MAX_RELATIVE_TTL_S = 30 * 86_400 // memcached reads larger expirations as a Unix time
@@ -120,8 +124,69 @@ class MemcachedStore implements RemoteStore {
   async get(key: string): Promise<StoredEntry | undefined> {
     const { item } = await this.read(key)
     if (item === undefined || item.kind === TOMBSTONE) return undefined
+    if (isOrdered(item)) return { bytes: item.payload.subarray(ORDER_BYTES), version: item.number }
     if (item.kind !== ENTRY) throw new CorruptEntryError(`L2 item ${key} is not an entry`)
     return { bytes: item.payload, version: item.number }
+  }
+
+  async head(key: string, stampKeys: readonly string[]): Promise<EntryHead> {
+    // memcached reads whole items: the value comes along and is dropped here.
+    const [{ item }, stamps] = await Promise.all([this.read(key), this.getStamps(stampKeys)])
+    const known = item !== undefined && (item.kind === ENTRY || item.kind === TOMBSTONE || isOrdered(item))
+    return {
+      version: known ? item.number : undefined,
+      deleted: known && item.kind === TOMBSTONE,
+      stamps,
+    }
+  }
+
+  async setIf(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    condition: WriteCondition,
+  ): Promise<ConditionalWrite> {
+    checkVersion(version)
+    checkTtl(ttlMs)
+    const { order, expected, tombstoneTtlMs } = condition
+    checkTtl(tombstoneTtlMs)
+    const kind = order === undefined ? ENTRY : order.domain === 'commit' ? COMMIT_ORDERED : QUEUE_ORDERED
+    let payload: Uint8Array = bytes
+    if (order !== undefined) {
+      if (order.value < 0n || order.value >= 1n << 64n) throw new RangeError('order must fit in 64 bits')
+      const prefixed = Buffer.allocUnsafe(ORDER_BYTES + bytes.byteLength)
+      prefixed.writeBigUInt64BE(order.value, 0)
+      prefixed.set(bytes, ORDER_BYTES)
+      payload = prefixed
+    }
+    // The TTL passed to update() is the longer one: the item written is either an entry or a tombstone.
+    return this.update<ConditionalWrite>(key, Math.max(ttlMs, tombstoneTtlMs), (item) => {
+      const stored = versionOf(item, version)
+      const given = stored !== undefined && stored >= version ? stored + 1 : version
+      const written = () => ({
+        write: encode(kind, given, this.clock.now() + ttlMs, payload),
+        result: { outcome: 'written' as const, version: given },
+        expiresAt: this.clock.now() + ttlMs,
+      })
+      if (
+        order !== undefined &&
+        stored !== undefined &&
+        item!.kind === kind &&
+        item!.payload.length >= ORDER_BYTES
+      ) {
+        if (item!.payload.readBigUInt64BE(0) >= order.value) {
+          return { write: undefined, result: { outcome: 'superseded' as const, version: stored } }
+        }
+        return written()
+      }
+      if (expected === undefined || (stored ?? null) === expected) return written()
+      return {
+        write: encode(TOMBSTONE, given, this.clock.now() + tombstoneTtlMs),
+        result: { outcome: 'deleted' as const, version: given },
+        expiresAt: this.clock.now() + tombstoneTtlMs,
+      }
+    })
   }
 
   // Every write below decides on `versionOf(item, proposed)`: garbage reads as no item at all.
@@ -328,8 +393,14 @@ const GARBAGE: Item = {
 
 /** The version of an entry or tombstone, unless `item` is something else or garbage next to `proposed`. */
 function versionOf(item: Item | undefined, proposed: number): number | undefined {
-  if (item === undefined || (item.kind !== ENTRY && item.kind !== TOMBSTONE)) return undefined
+  if (item === undefined || (item.kind !== ENTRY && item.kind !== TOMBSTONE && !isOrdered(item)))
+    return undefined
   return item.number <= proposed + MAX_VERSION_LEAD ? item.number : undefined
+}
+
+/** An entry written by an ordered setIf: its payload starts with the order. */
+function isOrdered(item: Item): boolean {
+  return (item.kind === COMMIT_ORDERED || item.kind === QUEUE_ORDERED) && item.payload.length >= ORDER_BYTES
 }
 
 /** memcached's expiration for an item that must live `lifetimeMs`: whole seconds, plus one of slack. */

@@ -1,12 +1,22 @@
 import { type Clock, systemClock } from '../clock.js'
 import { MAX_VERSION_LEAD } from '../coherence/hlc.js'
-import type { RemoteStore, StoredEntry } from './store.js'
+import { MemoryQueueLog } from './memory-queue.js'
+import type {
+  ConditionalWrite,
+  EntryHead,
+  OrderDomain,
+  RemoteStore,
+  StoredEntry,
+  WriteCondition,
+} from './store.js'
 
 interface Slot {
   /** undefined for a tombstone. */
   bytes: Uint8Array | undefined
   version: number
   expiresAt: number
+  /** The order an ordered write (setIf) gave the entry. */
+  order?: { domain: OrderDomain; value: bigint }
 }
 
 export interface MemoryStoreOptions {
@@ -25,9 +35,12 @@ class MemoryStore implements RemoteStore {
   private readonly stamps = new Map<string, { value: number; expiresAt: number }>()
   private readonly leases = new Map<string, { token: string; expiresAt: number }>()
   private readonly clock: Clock
+  /** The in-process write-behind queue of every cache that shares this store (not durable). */
+  readonly queue: MemoryQueueLog
 
   constructor(options: MemoryStoreOptions) {
     this.clock = options.clock ?? systemClock
+    this.queue = new MemoryQueueLog(this.clock)
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {
@@ -74,6 +87,39 @@ class MemoryStore implements RemoteStore {
     if (stored && stored.version >= version) return stored.version
     this.entries.set(key, { bytes: undefined, version, expiresAt: this.clock.now() + tombstoneTtlMs })
     return undefined
+  }
+
+  async head(key: string, stampKeys: readonly string[]): Promise<EntryHead> {
+    const slot = this.live(key)
+    return {
+      version: slot?.version,
+      deleted: slot !== undefined && slot.bytes === undefined,
+      stamps: await this.getStamps(stampKeys),
+    }
+  }
+
+  async setIf(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    condition: WriteCondition,
+  ): Promise<ConditionalWrite> {
+    const { order, expected } = condition
+    if (order !== undefined && !(order.value >= 0n && order.value < 1n << 64n)) {
+      throw new RangeError(`order must be an integer from 0 to 2^64 - 1, got ${String(order.value)}`)
+    }
+    const stored = this.believable(key, version)
+    const given = stored && stored.version >= version ? stored.version + 1 : version
+    const now = this.clock.now()
+    if (order !== undefined && stored?.order?.domain === order.domain && stored.bytes !== undefined) {
+      if (stored.order.value >= order.value) return { outcome: 'superseded', version: stored.version }
+    } else if (expected !== undefined && (stored?.version ?? null) !== expected) {
+      this.entries.set(key, { bytes: undefined, version: given, expiresAt: now + condition.tombstoneTtlMs })
+      return { outcome: 'deleted', version: given }
+    }
+    this.entries.set(key, { bytes, version: given, expiresAt: now + ttlMs, ...(order && { order }) })
+    return { outcome: 'written', version: given }
   }
 
   async getStamps(keys: readonly string[]): Promise<number[]> {

@@ -6,13 +6,18 @@
  * single GET returns both and a Lua script can read the version with `GETRANGE key 0 15` without a
  * second key. A tombstone (a deleted key that keeps its version) is `t<15 hex digits of the version>`,
  * exactly 16 bytes, so it cannot be mistaken for an entry (whose first digit is always 0: versions are
- * integers < 2^53, at most 14 hex digits, which Lua's doubles hold exactly).
+ * integers < 2^53, at most 14 hex digits, which Lua's doubles hold exactly). An entry of an ordered
+ * write (`setIf` with an order) is `<c|q><15 hex digits of the version><16 hex digits of the
+ * order><entry bytes>`: `c` for a commit order, `q` for a queue order; the first 16 bytes still give the
+ * version, and orders compare as fixed-width strings in Lua (exact up to 2^64, beyond what doubles hold).
  *
  * Ordering rules (store.ts), each one Lua script, atomic on the server:
  * - `set` / `delete` write version max(proposed, stored + 1): the store orders the writes of a key in the
  *   order it applied them, whatever the writers' clocks say;
  * - `setIfNewer` (loads) writes only if what is stored is older, so a slow load never replaces a newer
- *   write or resurrects a deleted key (the tombstone carries the version).
+ *   write or resurrects a deleted key (the tombstone carries the version);
+ * - `setIf` (write-through, write-behind) compares orders of one domain, or what the writer noted, and
+ *   writes, deletes or leaves the key in the same script.
  * Scripts return versions as hex strings, never as Lua numbers: node-redis' integer decoder rounds
  * values close to 2^53 (it computes `n * 10 + byte - 48`).
  *
@@ -35,7 +40,8 @@ import {
   type RedisConnectionOptions,
   redisConnection,
 } from '../redis/connection.js'
-import type { RemoteStore, StoredEntry } from './store.js'
+import { RedisQueueLog } from './redis-queue.js'
+import type { ConditionalWrite, EntryHead, RemoteStore, StoredEntry, WriteCondition } from './store.js'
 
 export type RedisStoreOptions = RedisConnectionOptions
 
@@ -57,7 +63,8 @@ const STORED_VERSION = `local function stored_version(key, proposed)
   local head = redis.pcall('GETRANGE', key, 0, 15)
   if type(head) ~= 'string' or #head < 16 then return nil end
   local version
-  if string.byte(head, 1) == 116 then version = tonumber(string.sub(head, 2), 16) else version = tonumber(head, 16) end
+  local first = string.byte(head, 1)
+  if first == 116 or first == 99 or first == 113 then version = tonumber(string.sub(head, 2), 16) else version = tonumber(head, 16) end
   if version == nil or version > proposed + ${MAX_VERSION_LEAD} then return nil end
   return version
 end
@@ -141,6 +148,38 @@ if stored ~= nil and stored >= tonumber(ARGV[1]) then return string.format('%016
 redis.call('SET', KEYS[1], 't' .. string.format('%015x', tonumber(ARGV[1])), 'PX', ARGV[2])
 return false`)
 
+/**
+ * KEYS[1] entry key; ARGV[1] entry bytes, ARGV[2] proposed version (decimal), ARGV[3] TTL in ms,
+ * ARGV[4] tombstone TTL in ms, ARGV[5] order mark ('c', 'q', or '' for none), ARGV[6] order (16 hex),
+ * ARGV[7] expected: '' not given, '-' nothing stored, else a version (decimal). The rules of
+ * RemoteStore.setIf; returns 'w', 'd' or 's' followed by the version (16 hex).
+ */
+const SET_IF = script(`local proposed = tonumber(ARGV[2])
+local stored = stored_version(KEYS[1], proposed)
+local version = proposed
+if stored ~= nil and stored >= version then version = stored + 1 end
+local mark = ARGV[5]
+local function write()
+  local head
+  if mark == '' then head = string.format('%016x', version) else head = mark .. string.format('%015x', version) .. ARGV[6] end
+  redis.call('SET', KEYS[1], head .. ARGV[1], 'PX', ARGV[3])
+  return 'w' .. string.format('%016x', version)
+end
+if mark ~= '' and stored ~= nil then
+  local head = redis.call('GETRANGE', KEYS[1], 0, 31)
+  local order = string.sub(head, 17, 32)
+  if #head == 32 and string.sub(head, 1, 1) == mark and string.match(order, '^[0-9a-f]+$') then
+    if order >= ARGV[6] then return 's' .. string.format('%016x', stored) end
+    return write()
+  end
+end
+local expected = ARGV[7]
+if expected == '' or (expected == '-' and stored == nil) or (stored ~= nil and stored == tonumber(expected)) then
+  return write()
+end
+redis.call('SET', KEYS[1], 't' .. string.format('%015x', version), 'PX', ARGV[4])
+return 'd' .. string.format('%016x', version)`)
+
 /** KEYS[1] lease key; ARGV[1] token. Deletes the lease only if it still holds the token. */
 const RELEASE_LEASE =
   script(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -169,7 +208,12 @@ async function runScript(
 // Encoding
 
 const HEADER_BYTES = 16
+const ORDERED_HEADER_BYTES = 32 // mark, version, order
 const TOMBSTONE = 0x74 // 't'
+const COMMIT_ORDERED = 0x63 // 'c'
+const QUEUE_ORDERED = 0x71 // 'q'
+const MAX_ORDER = (1n << 64n) - 1n
+const OUTCOMES = { w: 'written', d: 'deleted', s: 'superseded' } as const
 
 function checkVersion(version: number): void {
   if (!Number.isSafeInteger(version) || version < 0) {
@@ -214,6 +258,14 @@ function scriptVersion(reply: unknown): number {
   return version
 }
 
+/** An order as a setIf script compares it: 16 lowercase hex digits. */
+function orderArgument(order: bigint): string {
+  if (typeof order !== 'bigint' || order < 0n || order > MAX_ORDER) {
+    throw new RangeError(`order must be an integer from 0 to 2^64 - 1, got ${String(order)}`)
+  }
+  return order.toString(16).padStart(16, '0')
+}
+
 /** A stamp as stored: 0 when missing, NaN when it is not a non-negative decimal integer (garbage). */
 function decodeStamp(value: unknown): number {
   if (value === null || value === undefined) return 0
@@ -226,11 +278,14 @@ function decodeStamp(value: unknown): number {
 
 class RedisStore implements RemoteStore {
   readonly name: string
+  /** The write-behind queue, on Redis Streams over the same connection. */
+  readonly queue: RedisQueueLog
   private readonly connection: RedisConnection
 
   constructor(connection: RedisConnection) {
     this.connection = connection
     this.name = connection.isCluster ? 'redis-cluster' : connection.isSentinel ? 'redis-sentinel' : 'redis'
+    this.queue = new RedisQueueLog(connection)
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {
@@ -245,6 +300,12 @@ class RedisStore implements RemoteStore {
       throw err
     }
     if (value === null || (value.length === HEADER_BYTES && value[0] === TOMBSTONE)) return undefined
+    if (value[0] === COMMIT_ORDERED || value[0] === QUEUE_ORDERED) {
+      // An ordered write's entry: the version after the mark, then the order, then the bytes.
+      const version = value.length >= ORDERED_HEADER_BYTES ? decodeVersion(value, 1) : Number.NaN
+      if (Number.isNaN(version)) throw new CorruptEntryError(`L2 entry ${key} has a broken ordered header`)
+      return { bytes: value.subarray(ORDERED_HEADER_BYTES), version }
+    }
     const version = value.length >= HEADER_BYTES ? decodeVersion(value) : Number.NaN
     if (Number.isNaN(version)) throw new CorruptEntryError(`L2 entry ${key} has no version header`)
     // No copy: `bytes` is a view into the socket chunk node-redis read the reply from (a fresh buffer per
@@ -300,6 +361,48 @@ class RedisStore implements RemoteStore {
     return stored === null ? undefined : scriptVersion(stored)
   }
 
+  /** GETRANGE of the first 16 bytes and the stamps, sent in one tick: node-redis pipelines them. */
+  head(key: string, stampKeys: readonly string[]): Promise<EntryHead> {
+    const range = this.connection
+      .send(key, ['GETRANGE', key, '0', String(HEADER_BYTES - 1)], true)
+      .then(undefined, (err: unknown) => {
+        // Another Redis type under the key: garbage, read as nothing (the next write replaces it).
+        if (err instanceof Error && err.message.startsWith('WRONGTYPE')) return null
+        throw err
+      })
+    if (stampKeys.length === 0) return range.then((head) => parseHead(head, []))
+    return Promise.all([range, this.getStamps(stampKeys)]).then(([head, stamps]) => parseHead(head, stamps))
+  }
+
+  async setIf(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    condition: WriteCondition,
+  ): Promise<ConditionalWrite> {
+    checkVersion(version)
+    const { order, expected } = condition
+    if (expected !== undefined && expected !== null) checkVersion(expected)
+    const args = [
+      toBuffer(bytes),
+      String(version),
+      ttlArgument(ttlMs),
+      ttlArgument(condition.tombstoneTtlMs),
+      order === undefined ? '' : order.domain === 'commit' ? 'c' : 'q',
+      order === undefined ? '' : orderArgument(order.value),
+      expected === undefined ? '' : expected === null ? '-' : String(expected),
+    ]
+    const reply = await runScript(this.connection, SET_IF, key, args)
+    const outcome =
+      Buffer.isBuffer(reply) && reply.length === HEADER_BYTES + 1
+        ? OUTCOMES[String.fromCharCode(reply[0]!) as keyof typeof OUTCOMES]
+        : undefined
+    if (outcome === undefined)
+      throw new CorruptEntryError(`unexpected reply from a store script: ${String(reply)}`)
+    return { outcome, version: scriptVersion((reply as Buffer).subarray(1)) }
+  }
+
   async getStamps(keys: readonly string[]): Promise<number[]> {
     if (keys.length === 0) return []
     if (!this.connection.isCluster) {
@@ -343,6 +446,20 @@ class RedisStore implements RemoteStore {
   /** What util.inspect shows: never the client or the options as given (they hold the secrets). */
   [INSPECT](): unknown {
     return { name: this.name, connection: this.connection.options }
+  }
+}
+
+/** What GETRANGE 0 15 of an entry key says (see the layout at the top). */
+function parseHead(head: unknown, stamps: number[]): EntryHead {
+  if (!Buffer.isBuffer(head) || head.length !== HEADER_BYTES)
+    return { version: undefined, deleted: false, stamps }
+  const first = head[0]
+  const marked = first === TOMBSTONE || first === COMMIT_ORDERED || first === QUEUE_ORDERED
+  const version = decodeVersion(head, marked ? 1 : 0)
+  return {
+    version: Number.isNaN(version) ? undefined : version,
+    deleted: first === TOMBSTONE && !Number.isNaN(version),
+    stamps,
   }
 }
 

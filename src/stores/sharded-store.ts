@@ -61,7 +61,7 @@ import { InvalidOptionError, ShardUnavailableError } from '../errors.js'
 import { CircuitBreaker, type CircuitState } from '../remote/circuit-breaker.js'
 import { RemoteTier } from '../remote/remote-tier.js'
 import { HashRing } from '../ring/hash-ring.js'
-import type { RemoteStore, StoredEntry } from './store.js'
+import type { ConditionalWrite, EntryHead, RemoteStore, StoredEntry, WriteCondition } from './store.js'
 
 export interface ShardMember {
   /** The member's identity on the ring: the same name must mean the same server on every node. */
@@ -257,6 +257,34 @@ class ShardedStoreImpl implements ShardedStore {
 
   deleteIfNewer(key: string, version: number, tombstoneTtlMs: number): Promise<number | undefined> {
     return this.onRoute(key, (shard, name) => shard.tier.deleteIfNewer(name, version, tombstoneTtlMs))
+  }
+
+  /** The member's head of the key (under its current name) and the stamps from a majority, together. */
+  async head(key: string, stampKeys: readonly string[]): Promise<EntryHead> {
+    const [head, stamps] = await Promise.all([
+      this.onRoute(key, (shard, name) => shard.tier.head(name, [])),
+      this.getStamps(stampKeys),
+    ])
+    return { version: head.version, deleted: head.deleted, stamps }
+  }
+
+  /**
+   * On the member that holds the key. A key that moved since the writer noted what it held has another
+   * name now, which holds something else (or nothing): the write then turns into a delete, as it should.
+   * A member without setIf deletes the key instead.
+   */
+  setIf(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    condition: WriteCondition,
+  ): Promise<ConditionalWrite> {
+    return this.onRoute(key, async (shard, name) => {
+      if (shard.tier.conditional) return shard.tier.setIf(name, bytes, version, ttlMs, condition)
+      const deleted = await shard.tier.delete(name, version, condition.tombstoneTtlMs)
+      return { outcome: 'deleted', version: deleted }
+    })
   }
 
   async acquireLease(key: string, token: string, ttlMs: number): Promise<boolean> {

@@ -22,6 +22,51 @@ export interface StoredEntry {
   version: number
 }
 
+import type { QueueLog } from '../write-behind/queue-log.js'
+
+/** What `head` reports about a key without reading its value. */
+export interface EntryHead {
+  /** The version of the entry or tombstone under the key; undefined when there is neither, or it is unreadable. */
+  version: number | undefined
+  /** The key holds a tombstone (a deleted key that keeps its version). */
+  deleted: boolean
+  /** The generation counters asked for, as getStamps reads them, in the same round trip. */
+  stamps: number[]
+}
+
+/**
+ * Which kind of order an ordered write carries: `commit`, the database's commit order of a write-through
+ * (a row version, a sequence); `queue`, the position of a write-behind in its durable queue. Orders of
+ * different domains are never compared.
+ */
+export type OrderDomain = 'commit' | 'queue'
+
+/** When `setIf` writes (see RemoteStore.setIf). */
+export interface WriteCondition {
+  /** This write's place among the writes of the key in `domain`: an integer from 0 to 2^64 - 1. */
+  order?: { domain: OrderDomain; value: bigint }
+  /**
+   * What the writer saw under the key when it began (head's version of the entry or tombstone, null for
+   * nothing). Given, the write happens only if the key still holds exactly that; otherwise the key is
+   * deleted instead. Undefined: the write happens whatever is stored (as `set` does).
+   */
+  expected?: number | null
+  /** The tombstone's lifetime, when the write turns into a delete. */
+  tombstoneTtlMs: number
+}
+
+/** What `setIf` did, and the version the key has now. */
+export interface ConditionalWrite {
+  /**
+   * `written`: the entry was stored, with version max(proposed, stored + 1). `deleted`: the key was
+   * replaced by a tombstone with that version instead (expected did not match). `superseded`: nothing
+   * was written, because the key holds an entry of the same order domain with an order at least as
+   * high; `version` is that entry's.
+   */
+  outcome: 'written' | 'deleted' | 'superseded'
+  version: number
+}
+
 export interface RemoteStore {
   /** Human-readable name for stats and errors, e.g. 'redis', 'redis-cluster', 'memory'. */
   readonly name: string
@@ -71,6 +116,37 @@ export interface RemoteStore {
    * persistence, eviction) comes back above every generation handed out before. @default proposed 0
    */
   bumpStamps(keys: readonly string[], ttlMs: number, proposed?: number): Promise<number[]>
+  /**
+   * The version of the entry or tombstone under `key` (not its value) and the generations of
+   * `stampKeys`, in one round trip: what a strong read checks its L1 entry against, and what a
+   * write-through notes before its writer runs (optional: the cache falls back to `get` and `getStamps`,
+   * which cannot see tombstones).
+   */
+  head?(key: string, stampKeys: readonly string[]): Promise<EntryHead>
+  /**
+   * An ordered or conditional write, atomic in the store (optional: without it, write-through invalidates
+   * instead of writing, and write-behind's cache writes are plain sets). Decided in this order:
+   * 1. with `order`, if the key holds an entry written with an order of the same domain: written if that
+   *    order is lower than this write's, else `superseded` (nothing written);
+   * 2. else with `expected` given: written if the key still holds what it names (the same version of an
+   *    entry or tombstone, or nothing for null), else `deleted`: a tombstone of version
+   *    max(proposed, stored + 1) for `tombstoneTtlMs`;
+   * 3. else written.
+   * A written entry has version max(proposed, stored + 1) and keeps `order` (if given) for later ordered
+   * writes; set, setIfNewer and delete drop it. Garbage (store.ts, above) counts as nothing stored.
+   */
+  setIf?(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    condition: WriteCondition,
+  ): Promise<ConditionalWrite>
+  /**
+   * The write-behind queue (optional: write-behind needs a store that has one). redisStore's is on Redis
+   * Streams (durable); memoryStore's lives in the process (not durable).
+   */
+  readonly queue?: QueueLog
   /**
    * Leases for `lock: 'distributed'` (optional: a store without them cannot be used with it).
    * acquireLease sets `key` to `token` for `ttlMs` only if no lease is held (SET NX PX);

@@ -18,6 +18,25 @@ import type { WriteOptions } from '../options.js'
 import type { CacheRuntime } from '../runtime.js'
 import { cloneValue } from '../serialization/clone.js'
 import { deleteChannel, setChannel } from '../stats/events.js'
+import type { ConditionalWrite, WriteCondition } from '../stores/store.js'
+
+/**
+ * What an ordered or conditional write (writeIf) did: `written`; `deleted` (L2 held something other than
+ * what the writer noted: the key was invalidated instead); `superseded` (L2 holds a write of a higher
+ * order: left alone); `queued` (L2 unreachable: retried later, see Conditional.ifUnreachable).
+ */
+export type WriteOutcome = 'written' | 'deleted' | 'superseded' | 'queued'
+
+/** How writeIf writes to L2 (RemoteStore.setIf), and what it does when L2 cannot be reached. */
+export interface Conditional {
+  condition: WriteCondition
+  /**
+   * 'retry': this node keeps its write and retries it as a plain write (write-behind: the value is in the
+   * durable queue already). 'invalidate': the key is deleted here at once and in L2 on retry (write-through:
+   * a value written without its condition could be older than another node's).
+   */
+  ifUnreachable: 'retry' | 'invalidate'
+}
 
 /** What a write produced: the entry its callers get at once, and the write that stores it in the tiers. */
 export interface Written {
@@ -59,23 +78,7 @@ export class WritePath {
     deadline: number | undefined,
   ): Written {
     const rt = this.rt
-    const now = rt.options.clock.now()
-    const ttl = this.jittered(opts.ttl)
-    const stampKeys = opts.tags === undefined ? ns.stampKeys : [...ns.stampKeys, ...opts.tags.map(tagStamp)]
-    const entry = createEntry({
-      // The cache's own copy: the caller keeps `value` and may mutate it after set() returns.
-      value: cloneValue(value),
-      freeze: rt.freezes,
-      version: ticket?.version ?? rt.coherence.versions.next(),
-      writtenAt: now,
-      loadMs: ticket?.loadMs ?? 0,
-      freshUntil: now + ttl,
-      staleUntil: now + ttl + opts.grace,
-      namespaceStamps: ns.stampKeys.length,
-      stampKeys,
-      stampGens: [],
-    })
-    rt.lifetimes.note(ttl + opts.grace)
+    const entry = this.entryFor(value, opts, ns, ticket)
     if (ticket !== undefined) {
       if (!rt.coherence.fillAllowed(rel, ticket.token, ticket.version)) {
         rt.counters.staleFillsRefused++
@@ -92,6 +95,28 @@ export class WritePath {
         this.writeTiers(rel, entry, ns, payload, undefined, token, deadline),
       ),
     }
+  }
+
+  /**
+   * A write whose L2 part is RemoteStore.setIf (write-through, write-behind): it lands in L1 and is
+   * announced only if L2 took it; a `deleted` outcome invalidates the key everywhere instead. Needs a
+   * store with setIf, or no L2 at all (then it is a plain write here and on the bus).
+   */
+  writeIf(
+    rel: string,
+    value: unknown,
+    payload: Uint8Array,
+    opts: WriteOptions,
+    ns: NamespaceState,
+    conditional: Conditional,
+    deadline: number | undefined,
+  ): Promise<WriteOutcome> {
+    const rt = this.rt
+    const entry = this.entryFor(value, opts, ns, undefined)
+    rt.coherence.markKey(rel, Number.POSITIVE_INFINITY)
+    return rt.coherence.fill((token) =>
+      this.writeTiersIf(rel, entry, ns, payload, token, deadline, conditional),
+    )
   }
 
   /** Deletes `rels` in every tier and on every node. */
@@ -188,21 +213,8 @@ export class WritePath {
       .catch(() => rt.stamps.local(entry.stampKeys))
     if (remote !== undefined) {
       const l2Key = rt.keys.entry(rel)
-      const bytes = encodeEnvelope(
-        {
-          writtenAt: entry.writtenAt,
-          loadMs: entry.loadMs,
-          freshUntil: entry.freshUntil,
-          staleUntil: entry.staleUntil,
-          namespacePath: ns.path,
-          stampKeys: entry.stampKeys,
-          stampGens: entry.stampGens,
-        },
-        payload,
-      )
-      const l2Ttl = Number.isFinite(entry.staleUntil)
-        ? Math.max(1, entry.staleUntil - entry.writtenAt)
-        : FOREVER_MS
+      const bytes = envelopeOf(entry, ns, payload)
+      const l2Ttl = l2TtlOf(entry)
       try {
         if (ticket !== undefined) {
           const newer = await remote.setIfNewer(l2Key, bytes, entry.version, l2Ttl, deadline)
@@ -246,9 +258,124 @@ export class WritePath {
     await outage.announceKeys([rel], [entry.version])
   }
 
+  /** writeTiers for writeIf: the L2 write is setIf, and its outcome decides what L1 and the bus get. */
+  private async writeTiersIf(
+    rel: string,
+    entry: L1Entry,
+    ns: NamespaceState,
+    payload: Uint8Array,
+    token: number,
+    deadline: number | undefined,
+    conditional: Conditional,
+  ): Promise<WriteOutcome> {
+    const rt = this.rt
+    const { coherence, remote, counters, outage, l1Writer, unsent } = rt
+    // From L2, as a set does (see writeTiers).
+    entry.stampGens = await rt.stamps
+      .gens(entry.stampKeys, deadline, true)
+      .catch(() => rt.stamps.local(entry.stampKeys))
+    if (remote === undefined) {
+      l1Writer.store(rel, entry, payload.length, token)
+      coherence.markKey(rel, entry.version)
+      await outage.announceKeys([rel], [entry.version])
+      return 'written'
+    }
+    const bytes = envelopeOf(entry, ns, payload)
+    const l2Ttl = l2TtlOf(entry)
+    let done: ConditionalWrite
+    try {
+      done = await remote.setIf(
+        rt.keys.entry(rel),
+        bytes,
+        entry.version,
+        l2Ttl,
+        conditional.condition,
+        deadline,
+      )
+    } catch {
+      counters.l2Errors++
+      if (conditional.ifUnreachable === 'retry') {
+        outage.queueSet(rel, entry, bytes, l2Ttl)
+        l1Writer.store(rel, entry, payload.length, token)
+      } else {
+        l1Writer.delete(rel)
+        outage.queueDelete(rel, entry.version)
+      }
+      return 'queued'
+    }
+    coherence.versions.observe(done.version)
+    unsent.supersede(rel, done.version)
+    if (done.outcome === 'superseded') {
+      // A write of a higher order is in L2: it stands, and whoever wrote it announced it.
+      l1Writer.dropOlder(rel, done.version)
+      coherence.markKey(rel, done.version)
+      return 'superseded'
+    }
+    if (done.outcome === 'deleted') {
+      l1Writer.delete(rel)
+      coherence.markKey(rel, done.version)
+      await outage.announceKeys([rel], [done.version])
+      return 'deleted'
+    }
+    entry.version = done.version
+    l1Writer.store(rel, entry, payload.length, token)
+    // As in writeTiers: a fill that read L2 before this write landed must not enter L1 after it.
+    coherence.markKey(rel, entry.version)
+    await outage.announceKeys([rel], [entry.version])
+    return 'written'
+  }
+
+  /** The entry a write stores: the cache's own copy of `value`, versioned, with its TTL and stamps. */
+  private entryFor(
+    value: unknown,
+    opts: WriteOptions,
+    ns: NamespaceState,
+    ticket: LoadTicket | undefined,
+  ): L1Entry {
+    const rt = this.rt
+    const now = rt.options.clock.now()
+    const ttl = this.jittered(opts.ttl)
+    const stampKeys = opts.tags === undefined ? ns.stampKeys : [...ns.stampKeys, ...opts.tags.map(tagStamp)]
+    rt.lifetimes.note(ttl + opts.grace)
+    return createEntry({
+      // The cache's own copy: the caller keeps `value` and may mutate it after set() returns.
+      value: cloneValue(value),
+      freeze: rt.freezes,
+      version: ticket?.version ?? rt.coherence.versions.next(),
+      writtenAt: now,
+      loadMs: ticket?.loadMs ?? 0,
+      freshUntil: now + ttl,
+      staleUntil: now + ttl + opts.grace,
+      namespaceStamps: ns.stampKeys.length,
+      stampKeys,
+      stampGens: [],
+    })
+  }
+
   private jittered(ttl: number): number {
     const { jitter, random } = this.rt.options
     if (jitter === 0 || !Number.isFinite(ttl)) return ttl
     return Math.max(1, Math.round(ttl * (1 + (random() * 2 - 1) * jitter)))
   }
+}
+
+/** The L2 bytes of an entry: its envelope (coherence/envelope.ts) around the encoded value. */
+function envelopeOf(entry: L1Entry, ns: NamespaceState, payload: Uint8Array): Uint8Array {
+  return encodeEnvelope(
+    {
+      writtenAt: entry.writtenAt,
+      loadMs: entry.loadMs,
+      freshUntil: entry.freshUntil,
+      staleUntil: entry.staleUntil,
+      namespacePath: ns.path,
+      stampKeys: entry.stampKeys,
+      stampGens: entry.stampGens,
+    },
+    payload,
+  )
+}
+
+/** How long L2 keeps an entry: until its grace ends. */
+function l2TtlOf(entry: L1Entry): number {
+  return Number.isFinite(entry.staleUntil) ? Math.max(1, entry.staleUntil - entry.writtenAt) : FOREVER_MS
 }

@@ -3,6 +3,7 @@
  * the inner store, or after it answered, before the reply reaches the cache), or failed. They wrap real
  * stores; what they change is only when (and whether) a call's outcome reaches the cache.
  */
+import type { Bus, BusStatus } from '../../src/bus/bus.js'
 import type { RemoteStore } from '../../src/stores/store.js'
 import { deferred } from './deferred.js'
 
@@ -63,6 +64,9 @@ export function gatedStore(inner: RemoteStore): GatedStore {
     deleteIfNewer: wrap('deleteIfNewer') as RemoteStore['deleteIfNewer'],
     getStamps: wrap('getStamps') as RemoteStore['getStamps'],
     bumpStamps: wrap('bumpStamps') as RemoteStore['bumpStamps'],
+    ...(inner.queue && { queue: inner.queue }),
+    ...(inner.head && { head: wrap('head') as RemoteStore['head'] }),
+    ...(inner.setIf && { setIf: wrap('setIf') as RemoteStore['setIf'] }),
     ...(inner.acquireLease && { acquireLease: wrap('acquireLease') as RemoteStore['acquireLease'] }),
     ...(inner.releaseLease && { releaseLease: wrap('releaseLease') as RemoteStore['releaseLease'] }),
     close: () => inner.close(),
@@ -81,6 +85,66 @@ export function gatedStore(inner: RemoteStore): GatedStore {
     fail(operation, error) {
       if (error === undefined) failing.delete(operation)
       else failing.set(operation, error)
+    },
+  }
+}
+
+export interface FaultyBus {
+  readonly bus: Bus
+  /**
+   * From now on, deliveries to this node's subscribers are dropped. `report: 'disconnected'` also tells the
+   * cache that the subscription is gone, and holds off its return: 'connected' from the inner bus is not
+   * passed on until heal(). `report: 'nothing'` drops silently (a lost message the cache cannot notice).
+   */
+  cut(report: 'disconnected' | 'nothing'): void
+  /** Deliveries pass again, and a cut that reported 'disconnected' now reports 'connected'. */
+  heal(): void
+  /** Messages dropped since the first cut. */
+  readonly dropped: number
+}
+
+/** A bus wrapper whose deliveries to this node can be cut (publishing is never affected). */
+export function faultyBus(inner: Bus): FaultyBus {
+  let cut: 'disconnected' | 'nothing' | undefined
+  let dropped = 0
+  const statusListeners = new Set<(status: BusStatus) => void>()
+  const bus: Bus = {
+    name: `faulty ${inner.name}`,
+    async subscribe(channel, onMessage, onStatus) {
+      statusListeners.add(onStatus)
+      const subscription = await inner.subscribe(
+        channel,
+        (message) => {
+          if (cut === undefined) onMessage(message)
+          else dropped++
+        },
+        (status) => {
+          if (cut !== 'disconnected') onStatus(status)
+        },
+      )
+      return {
+        unsubscribe: async () => {
+          statusListeners.delete(onStatus)
+          await subscription.unsubscribe()
+        },
+      }
+    },
+    publish: (channel, message) => inner.publish(channel, message),
+    close: () => inner.close(),
+  }
+  return {
+    bus,
+    get dropped() {
+      return dropped
+    },
+    cut(report) {
+      cut = report
+      if (report === 'disconnected') for (const listener of statusListeners) listener('disconnected')
+    },
+    heal() {
+      const was = cut
+      cut = undefined
+      if (was === 'disconnected') for (const listener of statusListeners) listener('connected')
     },
   }
 }

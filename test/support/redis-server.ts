@@ -72,6 +72,8 @@ export interface StartClusterOptions {
   nodeTimeoutMs?: number
   /** How long to wait for `cluster_state:ok` everywhere. @default 30_000 */
   startTimeoutMs?: number
+  /** Extra `redis-server` arguments for every node, e.g. `['--appendonly', 'yes']`. */
+  args?: readonly string[]
 }
 
 const HOST = '127.0.0.1'
@@ -595,6 +597,12 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<R
               '0',
               '--repl-ping-replica-period',
               '1',
+              // The nodes share one directory: their data files need names of their own.
+              '--appenddirname',
+              `appendonly-${port}`,
+              '--dbfilename',
+              `dump-${port}.rdb`,
+              ...(options.args ?? []),
             ],
             10_000,
           )

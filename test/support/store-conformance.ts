@@ -341,6 +341,160 @@ export function storeConformance(
       expect(stamps).toEqual(stampKeys.map((_, i) => (i < 200 ? 1 : 0)))
     })
 
+    it('head() reads the version of an entry or tombstone without its value, and stamps alongside', async () => {
+      expect(store.head).toBeTypeOf('function')
+      const [k, s1, s2] = [key('head'), key('head-stamp'), key('head-stamp')]
+      expect(await store.head!(k, [])).toEqual({ version: undefined, deleted: false, stamps: [] })
+      await store.bumpStamps([s2], later)
+      expect(await store.head!(k, [s1, s2])).toEqual({ version: undefined, deleted: false, stamps: [0, 1] })
+      await store.set(k, randomBytes(2048), 41, later)
+      expect(await store.head!(k, [s2, s1])).toEqual({ version: 41, deleted: false, stamps: [1, 0] })
+      expect(await store.delete(k, 3, later)).toBe(42)
+      expect(await store.head!(k, [])).toEqual({ version: 42, deleted: true, stamps: [] })
+      const ordered = key('head-ordered')
+      await store.setIf!(ordered, Buffer.from('x'), 7, later, {
+        order: { domain: 'commit', value: 5n },
+        tombstoneTtlMs: later,
+      })
+      expect(await store.head!(ordered, [])).toEqual({ version: 7, deleted: false, stamps: [] })
+    })
+
+    it('setIf() without a condition writes like set(), and the entry reads back', async () => {
+      expect(store.setIf).toBeTypeOf('function')
+      const k = key('setif-plain')
+      const bytes = Uint8Array.from({ length: 256 }, (_, i) => i)
+      expect(await store.setIf!(k, bytes, 10, later, { tombstoneTtlMs: later })).toEqual({
+        outcome: 'written',
+        version: 10,
+      })
+      expect(await store.setIf!(k, bytes, 4, later, { tombstoneTtlMs: later })).toEqual({
+        outcome: 'written',
+        version: 11,
+      })
+      const entry = await store.get(k)
+      expect(entry?.version).toBe(11)
+      expect(bytesOf(entry)?.equals(Buffer.from(bytes))).toBe(true)
+    })
+
+    it('setIf() with `expected` writes only if the key still holds it, and deletes it otherwise', async () => {
+      const k = key('setif-expected')
+      // nothing stored, nothing expected: written
+      expect(
+        await store.setIf!(k, Buffer.from('a'), 5, later, { expected: null, tombstoneTtlMs: later }),
+      ).toEqual({ outcome: 'written', version: 5 })
+      // the version noted: written after it
+      expect(
+        await store.setIf!(k, Buffer.from('b'), 5, later, { expected: 5, tombstoneTtlMs: later }),
+      ).toEqual({
+        outcome: 'written',
+        version: 6,
+      })
+      // something else was written meanwhile: a tombstone instead
+      expect(
+        await store.setIf!(k, Buffer.from('c'), 9, later, { expected: 5, tombstoneTtlMs: later }),
+      ).toEqual({
+        outcome: 'deleted',
+        version: 9,
+      })
+      expect(await store.get(k)).toBeUndefined()
+      expect(await store.head!(k, [])).toMatchObject({ version: 9, deleted: true })
+      // expecting nothing, but a tombstone is there: deleted again, after it
+      expect(
+        await store.setIf!(k, Buffer.from('d'), 1, later, { expected: null, tombstoneTtlMs: later }),
+      ).toEqual({ outcome: 'deleted', version: 10 })
+      // the tombstone noted: written
+      expect(
+        await store.setIf!(k, Buffer.from('e'), 1, later, { expected: 10, tombstoneTtlMs: later }),
+      ).toEqual({
+        outcome: 'written',
+        version: 11,
+      })
+      expect(bytesOf(await store.get(k))?.toString()).toBe('e')
+      // a key that holds an entry, when nothing was expected
+      expect(
+        await store.setIf!(k, Buffer.from('f'), 1, later, { expected: null, tombstoneTtlMs: later }),
+      ).toEqual({ outcome: 'deleted', version: 12 })
+    })
+
+    it('setIf() keeps a tombstone for tombstoneTtlMs and an entry for ttlMs', async () => {
+      const [gone, kept] = [key('setif-ttl'), key('setif-ttl')]
+      await store.set(gone, Buffer.from('x'), 1, later)
+      expect(
+        (await store.setIf!(gone, Buffer.from('y'), 2, later, { expected: 0, tombstoneTtlMs: 80 })).outcome,
+      ).toBe('deleted')
+      await eventually(
+        async () => (await store.head!(gone, [])).version === undefined,
+        3000,
+        'the tombstone to expire',
+      )
+      expect((await store.setIf!(kept, Buffer.from('z'), 2, 80, { tombstoneTtlMs: later })).outcome).toBe(
+        'written',
+      )
+      await eventually(async () => (await store.get(kept)) === undefined, 3000, 'the entry to expire')
+    })
+
+    it('setIf() with an order writes only over a lower order of the same domain', async () => {
+      const k = key('setif-order')
+      const commit = (value: bigint, version: number, expected?: number | null) =>
+        store.setIf!(k, Buffer.from(`c${value}`), version, later, {
+          order: { domain: 'commit', value },
+          expected,
+          tombstoneTtlMs: later,
+        })
+      expect(await commit(5n, 100)).toEqual({ outcome: 'written', version: 100 })
+      // a lower or equal order leaves the newer write alone
+      expect(await commit(4n, 200)).toEqual({ outcome: 'superseded', version: 100 })
+      expect(await commit(5n, 200)).toEqual({ outcome: 'superseded', version: 100 })
+      expect(bytesOf(await store.get(k))?.toString()).toBe('c5')
+      // a higher order writes, even where `expected` no longer matches
+      expect(await commit(7n, 50, 1)).toEqual({ outcome: 'written', version: 101 })
+      expect(bytesOf(await store.get(k))?.toString()).toBe('c7')
+      // the other domain's orders are not comparable: without `expected` it writes
+      expect(
+        await store.setIf!(k, Buffer.from('q1'), 1, later, {
+          order: { domain: 'queue', value: 1n },
+          tombstoneTtlMs: later,
+        }),
+      ).toEqual({ outcome: 'written', version: 102 })
+      // and now the commit order is gone: `expected` decides
+      expect(await commit(3n, 1, 101)).toEqual({ outcome: 'deleted', version: 103 })
+      expect(await commit(3n, 1, 103)).toEqual({ outcome: 'written', version: 104 })
+      // set, setIfNewer and delete drop the order
+      await store.set(k, Buffer.from('plain'), 1, later)
+      expect(await commit(1n, 1)).toEqual({ outcome: 'written', version: 106 })
+      expect(await store.setIfNewer(k, Buffer.from('load'), 107, later)).toBeUndefined()
+      expect(await commit(1n, 1)).toEqual({ outcome: 'written', version: 108 })
+      await store.delete(k, 1, later)
+      expect(await commit(0n, 1)).toEqual({ outcome: 'written', version: 110 })
+    })
+
+    it('setIf() compares orders up to 2^64 - 1 exactly', async () => {
+      const k = key('setif-big-order')
+      const order = (value: bigint) =>
+        store.setIf!(k, Buffer.from(String(value)), 1, later, {
+          order: { domain: 'queue', value },
+          tombstoneTtlMs: later,
+        })
+      const top = (1n << 64n) - 1n
+      expect((await order(1n << 63n)).outcome).toBe('written')
+      expect((await order((1n << 63n) - 1n)).outcome).toBe('superseded')
+      expect((await order((1n << 63n) + 1n)).outcome).toBe('written')
+      expect((await order(top - 1n)).outcome).toBe('written')
+      expect((await order(top)).outcome).toBe('written')
+      expect((await order(top)).outcome).toBe('superseded')
+      expect(bytesOf(await store.get(k))?.toString()).toBe(String(top))
+      await expect(order(top + 1n)).rejects.toThrow()
+    })
+
+    it('setIf() treats a stored version far above the proposal as nothing stored', async () => {
+      const now = 1_700_000_000_000 * 4096
+      const k = key('setif-garbage')
+      await store.set(k, Buffer.from('poison'), now + MAX_VERSION_LEAD + 1, later)
+      expect(
+        await store.setIf!(k, Buffer.from('healed'), now, later, { expected: null, tombstoneTtlMs: later }),
+      ).toEqual({ outcome: 'written', version: now })
+    })
+
     it('grants a lease to one holder at a time, if the store supports leases', async () => {
       if (!store.acquireLease || !store.releaseLease) return
       const k = key('lease')
