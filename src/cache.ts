@@ -146,7 +146,7 @@ export class Cache {
       if (
         entry !== undefined &&
         (entry.staleUntil === entry.freshUntil || rt.options.clock.now() < entry.freshUntil) &&
-        rt.coherence.isCurrent(entry.stampKeys, entry.stampGens, entry.version)
+        rt.coherence.isCurrent(entry.stampKeys, entry.stampGens)
       ) {
         rt.counters.l1Hits++
         if (hitChannel.hasSubscribers) this.hitEvent(key)

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Cache, createCache, ManualClock, memoryBus, memoryStore } from '../src/index.js'
-import { gatedStore } from './support/faults.js'
+import { faultyBus, gatedStore } from './support/faults.js'
 
 // Guarantee 1 against reads that race this node's own writes: a read that began while a write was on
 // its way to L2 may read the older value, and its reply may arrive after the write resolved. It must
@@ -58,6 +58,54 @@ describe('read-your-writes against a read that raced the write', () => {
     readGate.release()
     expect(await reading).toBe('old')
     expect(await a.get('k')).toBeUndefined()
+    expect(await a.get('k')).toBeUndefined()
+  })
+})
+
+describe('read-your-writes across a tag invalidation that could not reach L2', () => {
+  it("a node's write made after its own queued invalidation survives that invalidation's retry", async () => {
+    const clock = new ManualClock()
+    const l2 = memoryStore({ clock })
+    const gated = gatedStore(l2)
+    const bus = memoryBus()
+    const a = createCache({ namespace: 'ryw-tags', clock, l2: gated.store, bus, circuitBreaker: false })
+    const b = createCache({ namespace: 'ryw-tags', clock, l2, bus })
+    caches.push(a, b)
+    await Promise.all([a.ready(), b.ready()])
+    await b.set('old', 'x', { tags: ['t'] })
+    gated.fail('bumpStamps', new Error('down'))
+    await a.invalidateTags(['t']) // queued, and in effect on A at once
+    expect(await a.get('old')).toBeUndefined()
+    gated.fail('bumpStamps', undefined)
+    clock.advance(5)
+    await b.invalidateTags(['t']) // another node bumps past A's proposal meanwhile
+    await a.set('k', 'mine', { tags: ['t'] }) // reaches L2 before A's queued invalidation
+    const outage = (a as unknown as { rt: { outage: { retry(): Promise<void>; size: number } } }).rt.outage
+    await outage.retry()
+    expect(outage.size).toBe(0)
+    expect(await a.get('k')).toBe('mine')
+    expect(await b.get('k')).toBe('mine')
+    expect(await a.get('old')).toBeUndefined()
+    expect(await b.get('old')).toBeUndefined()
+  })
+
+  it("an invalidation that began after a write resolved removes it, however the nodes' clocks number them", async () => {
+    // Time stands still, so both nodes number their versions and generations within one millisecond, where
+    // A's counter has run ahead of B's. B has not heard of A's write yet (its delivery is lost).
+    const clock = new ManualClock()
+    const l2 = memoryStore({ clock })
+    const bus = memoryBus()
+    const lossy = faultyBus(bus)
+    const a = createCache({ namespace: 'ryw-clocks', clock, l2, bus })
+    const b = createCache({ namespace: 'ryw-clocks', clock, l2, bus: lossy.bus })
+    caches.push(a, b)
+    await Promise.all([a.ready(), b.ready()])
+    for (let i = 0; i < 10; i++) await a.set(`warm${i}`, i)
+    lossy.cut('nothing')
+    await a.set('k', 'v', { tags: ['t'] })
+    lossy.heal()
+    await b.invalidateTags(['t'])
+    expect(await b.get('k')).toBeUndefined()
     expect(await a.get('k')).toBeUndefined()
   })
 })

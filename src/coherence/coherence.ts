@@ -19,16 +19,20 @@ import { VersionClock } from './hlc.js'
  *    in L2 by invalidateTags / clear and announced on the bus. An entry records the generation of each
  *    stamp that applies to it (its tags, its namespace chain) when written, and is current only while none
  *    has moved past that. A node that has not yet heard of a bump can only record an older generation,
- *    which makes its entry look invalid (a miss), never valid. Generations are version-clock readings
- *    (hlc.ts), so a generation at or below an entry's version was proposed before the entry's write
- *    began: such a bump never invalidates it, even when it reaches L2 or this node only later (it was
- *    queued while Redis was unreachable, or held up by a slow network). Without this, an invalidation
- *    that resolved before a write, but landed after it, would hide the write from its own node. Checking is O(stamps of the entry) per
- *    read; nothing ever scans keys. A bump proposes a version-clock reading and L2 gives the stamp
- *    max(stored + 1, proposed): if L2 lost the stamp (a restart without persistence, FLUSHALL, eviction
- *    under maxmemory), the next bump still lands above every generation any node remembers, so no node
- *    ignores it. A node that reads a generation from L2 below the one it knows concludes that L2 lost it
- *    and bumps it again (stamps.ts), so that nodes started later do not trust entries it invalidated.
+ *    which makes its entry look invalid (a miss), never valid. The rule compares generations only, never
+ *    a generation with a version: versions and generations are clock readings of different nodes, and two
+ *    nodes' readings in one millisecond, or on skewed clocks, do not say which came first (a rule "a
+ *    generation below the entry's version cannot invalidate it" let a tag invalidation miss a write that
+ *    had resolved before it began). Checking is O(stamps of the entry) per read; nothing ever scans keys.
+ *    A bump proposes a version-clock reading and L2 gives the stamp max(stored + 1, proposed), so it lands
+ *    above every generation recorded before it, and, if L2 lost the stamp (a restart without persistence,
+ *    FLUSHALL, eviction under maxmemory), above every generation any node remembers. A bump that could not
+ *    reach L2 is in effect on its node at once (under the generation it proposed) and is retried as a
+ *    raise to that generation, max(stored, proposed), never past it: its first attempt may have landed
+ *    with its reply lost, and the entries its node wrote since recorded that generation and must survive
+ *    it (guarantee 1). A node that reads a generation from L2 below the one it knows concludes that L2
+ *    lost it and raises it again (stamps.ts), so that nodes started later do not trust entries it
+ *    invalidated.
  * 4. No stale fill. A read from L2 (or a load) that started before an invalidation arrived must not be
  *    stored in L1 after it: the invalidation may have overtaken the reply. Each fill takes a token (the
  *    local invalidation sequence number when it started); each invalidation bumps the sequence and
@@ -186,17 +190,14 @@ export class Coherence {
     return this.stamps.get(key)?.gen ?? 0
   }
 
-  /**
-   * True if no known stamp has moved past both the generation the entry recorded for it and the entry's
-   * own version (point 3: a generation at or below the version was bumped before the write began).
-   */
-  isCurrent(stampKeys: readonly string[], stampGens: readonly number[], version: number): boolean {
+  /** True if no known stamp has moved past the generation the entry recorded for it (point 3). */
+  isCurrent(stampKeys: readonly string[], stampGens: readonly number[]): boolean {
     // Until some tag or namespace has been invalidated, every entry is current: no lookups at all.
     if (this.movedStamps === 0) return true
     const stamps = this.stamps
     for (let i = 0; i < stampKeys.length; i++) {
       const stamp = stamps.get(stampKeys[i]!)
-      if (stamp !== undefined && stamp.gen > stampGens[i]! && stamp.gen > version) return false
+      if (stamp !== undefined && stamp.gen > stampGens[i]!) return false
     }
     return true
   }
@@ -220,11 +221,8 @@ export class Coherence {
   }
 }
 
-/**
- * The rule of point 3 for generations `gens` (what is known now) against what an entry of `version`
- * recorded: current unless a stamp moved past both.
- */
-export function stillCurrent(gens: readonly number[], recorded: readonly number[], version: number): boolean {
-  for (let i = 0; i < gens.length; i++) if (gens[i]! > recorded[i]! && gens[i]! > version) return false
+/** The rule of point 3 for generations `gens` (what is known now) against what an entry recorded. */
+export function stillCurrent(gens: readonly number[], recorded: readonly number[]): boolean {
+  for (let i = 0; i < gens.length; i++) if (gens[i]! > recorded[i]!) return false
   return true
 }

@@ -132,10 +132,10 @@ export class Stamps {
 
   /**
    * L2 lost `stamps` (or holds garbage for them): raise them again to what this node knows (garbage: to a
-   * version-clock reading), one stamp at a time. That is not an invalidation of its own: entries written
-   * since the generation this node knows keep their place (coherence.ts, point 3: a generation at or
-   * below an entry's version never invalidates it), entries it invalidated stay invalid. Not announced:
-   * other nodes know no more than this.
+   * version-clock reading), one stamp at a time. That is not an invalidation of its own: the stamp is
+   * raised to what this node knows, not bumped past what L2 holds (RemoteStore.bumpStamps with `raise`),
+   * so entries written under the generation this node knows keep their place and entries it invalidated
+   * stay invalid. Not announced: other nodes know no more than this.
    */
   private async restore(stamps: readonly string[], deadline: number | undefined): Promise<void> {
     const { remote, keys, lifetimes, coherence, counters } = this.parts
@@ -144,7 +144,7 @@ export class Stamps {
       stamps.map(async (stamp) => {
         const known = coherence.stampGen(stamp)
         const proposed = known > 0 ? known : coherence.versions.next()
-        const [gen] = await remote!.bumpStamps([keys.stamp(stamp)], lifetimes.stampTtl(), proposed, deadline)
+        const [gen] = await remote!.bumpStamps([keys.stamp(stamp)], lifetimes.stampTtl(), proposed, deadline, true)
         return gen!
       }),
     )

@@ -54,7 +54,7 @@ export class L1Writer {
     // already resolved with the frozen value, which every hit hands out as it is. (Resolving a new promise
     // with a frozen object costs a lookup of `then` that V8 does not cache for frozen objects: 3x slower
     // than on a plain one, which made freeze-mode hits slower than copying.)
-    const current = this.coherence.isCurrent(entry.stampKeys, entry.stampGens, entry.version)
+    const current = this.coherence.isCurrent(entry.stampKeys, entry.stampGens)
     const shortcut =
       current && shortcutFor(entry, this.copiesOnRead)
         ? this.copiesOnRead

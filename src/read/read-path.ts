@@ -106,7 +106,7 @@ export class ReadPath {
     const entry = own.entry
     if (
       entry === undefined ||
-      !this.rt.coherence.isCurrent(entry.stampKeys, entry.stampGens, entry.version)
+      !this.rt.coherence.isCurrent(entry.stampKeys, entry.stampGens)
     ) {
       return undefined
     }
@@ -120,7 +120,7 @@ export class ReadPath {
     let candidate: L1Entry | undefined
     if (l1 !== undefined) {
       const entry = coherence.trusted ? l1.get(rel) : l1.peek(rel)
-      if (entry !== undefined && coherence.isCurrent(entry.stampKeys, entry.stampGens, entry.version)) {
+      if (entry !== undefined && coherence.isCurrent(entry.stampKeys, entry.stampGens)) {
         if (coherence.trusted && now < entry.freshUntil) {
           counters.l1Hits++
           if (hitChannel.hasSubscribers) this.event(hitChannel, rel, { tier: 'l1' })
@@ -265,7 +265,7 @@ export class ReadPath {
     gens: readonly number[],
   ): Lookup {
     const rt = this.rt
-    if (!stillCurrent(gens, envelope.stampGens, version)) return undefined
+    if (!stillCurrent(gens, envelope.stampGens)) return undefined
     const entry = createEntry({
       value: decode(envelope.payload),
       freeze: rt.freezes,

@@ -84,7 +84,7 @@ export class StrongReads {
     if (
       candidate !== undefined &&
       options.clock.now() < candidate.staleUntil &&
-      coherence.isCurrent(candidate.stampKeys, candidate.stampGens, candidate.version)
+      coherence.isCurrent(candidate.stampKeys, candidate.stampGens)
     ) {
       let head: EntryHead
       try {
@@ -122,7 +122,7 @@ export class StrongReads {
     if (own?.entry !== undefined && (found === undefined || found.entry.version < own.version)) {
       // This node's write that L2 has not got yet (read-your-writes), unless an invalidation made here since voids it.
       const entry = own.entry
-      if (coherence.isCurrent(entry.stampKeys, entry.stampGens, entry.version)) {
+      if (coherence.isCurrent(entry.stampKeys, entry.stampGens)) {
         return { entry, fresh: options.clock.now() < entry.freshUntil, degraded: false }
       }
     }
@@ -137,7 +137,7 @@ export class StrongReads {
     const now = rt.options.clock.now()
     const own = rt.unsent.get(rel)?.entry
     const entry: L1Entry | undefined = own ?? rt.l1?.peek(rel)
-    if (entry === undefined || !rt.coherence.isCurrent(entry.stampKeys, entry.stampGens, entry.version))
+    if (entry === undefined || !rt.coherence.isCurrent(entry.stampKeys, entry.stampGens))
       return undefined
     if (now >= entry.freshUntil + grace) return undefined
     return { entry, fresh: now < entry.freshUntil, degraded: true }

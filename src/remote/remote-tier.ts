@@ -158,8 +158,14 @@ export class RemoteTier {
     return this.call('getStamps', () => this.store.getStamps(keys), deadline)
   }
 
-  bumpStamps(keys: readonly string[], ttlMs: number, proposed: number, deadline?: number): Promise<number[]> {
-    const start = () => this.checked(this.store.bumpStamps(keys, ttlMs, proposed))
+  bumpStamps(
+    keys: readonly string[],
+    ttlMs: number,
+    proposed: number,
+    deadline?: number,
+    raise = false,
+  ): Promise<number[]> {
+    const start = () => this.checked(this.store.bumpStamps(keys, ttlMs, proposed, raise))
     return this.call('bumpStamps', start, deadline)
   }
 

@@ -254,14 +254,14 @@ class MemcachedStore implements RemoteStore {
     )
   }
 
-  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0): Promise<number[]> {
+  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0, raise = false): Promise<number[]> {
     checkTtl(ttlMs)
     checkVersion(proposed)
     return Promise.all(
       keys.map((key) =>
         this.update(key, ttlMs, (item) => {
           const stamp = item?.kind === STAMP && item.number <= proposed + MAX_VERSION_LEAD ? item : undefined
-          const value = Math.max((stamp?.number ?? 0) + 1, proposed)
+          const value = Math.max((stamp?.number ?? 0) + (raise ? 0 : 1), proposed)
           // The TTL becomes max(remaining, ttl): memcached's touch would set it, shortening it too.
           const expiresAt = Math.max(stamp?.expiresAt ?? 0, this.clock.now() + ttlMs)
           return { write: encode(STAMP, value, expiresAt), result: value, expiresAt }

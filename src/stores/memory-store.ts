@@ -130,13 +130,13 @@ class MemoryStore implements RemoteStore {
     })
   }
 
-  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0): Promise<number[]> {
+  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0, raise = false): Promise<number[]> {
     const now = this.clock.now()
     return keys.map((key) => {
       const stamp = this.stamps.get(key)
       const live = stamp !== undefined && stamp.expiresAt > now
       const stored = live && stamp.value <= proposed + MAX_VERSION_LEAD ? stamp.value : 0
-      const value = Math.max(stored + 1, proposed)
+      const value = Math.max(raise ? stored : stored + 1, proposed)
       this.stamps.set(key, { value, expiresAt: Math.max(live ? stamp.expiresAt : 0, now + ttlMs) })
       return value
     })

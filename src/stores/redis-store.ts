@@ -122,8 +122,8 @@ redis.call('SET', KEYS[1], 't' .. string.format('%015x', version), 'PX', ARGV[2]
 return string.format('%016x', version)`)
 
 /**
- * KEYS[1] stamp key; ARGV[1] TTL in ms, ARGV[2] proposed generation (decimal). The stamp becomes
- * max(stored + 1, proposed), where a stored value that is not a non-negative integer, or is more than
+ * KEYS[1] stamp key; ARGV[1] TTL in ms, ARGV[2] proposed generation (decimal), ARGV[3] '1' to raise
+ * (RemoteStore.bumpStamps). The stamp becomes max(stored + 1, proposed), or max(stored, proposed) to raise, where a stored value that is not a non-negative integer, or is more than
  * MAX_VERSION_LEAD above the proposal, counts as 0; its TTL becomes max(remaining, ttl). Returns the new
  * value as a decimal string (a Lua number reply could lose precision in the client's parser).
  */
@@ -132,7 +132,8 @@ local raw = redis.pcall('GET', KEYS[1])
 local stored = 0
 if type(raw) == 'string' then stored = tonumber(raw) end
 if stored == nil or stored < 0 or stored ~= math.floor(stored) or stored > proposed + ${MAX_VERSION_LEAD} then stored = 0 end
-local value = string.format('%d', math.max(stored + 1, proposed))
+if ARGV[3] ~= '1' then stored = stored + 1 end
+local value = string.format('%d', math.max(stored, proposed))
 local ttl = tonumber(ARGV[1])
 local remaining = redis.call('PTTL', KEYS[1])
 redis.call('SET', KEYS[1], value)
@@ -415,10 +416,10 @@ class RedisStore implements RemoteStore {
     )
   }
 
-  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0): Promise<number[]> {
+  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0, raise = false): Promise<number[]> {
     if (keys.length === 0) return []
     checkVersion(proposed)
-    const args = [ttlArgument(ttlMs), String(proposed)]
+    const args = [ttlArgument(ttlMs), String(proposed), raise ? '1' : '0']
     // One script per key (never two slots in one command); node-redis sends them in one pipeline.
     return Promise.all(
       keys.map(async (key) => decodeStamp(await runScript(this.connection, BUMP_STAMP, key, args))),

@@ -310,7 +310,7 @@ class ShardedStoreImpl implements ShardedStore {
     return (await this.readStamps(keys, versionNow(this.clock))).map((stamp) => stamp.value)
   }
 
-  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0): Promise<number[]> {
+  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0, raise = false): Promise<number[]> {
     if (keys.length === 0) return []
     if (!Number.isFinite(ttlMs)) return Promise.reject(new RangeError(`ttlMs must be finite, got ${ttlMs}`))
     if (!(Number.isSafeInteger(proposed) && proposed >= 0)) {
@@ -320,7 +320,7 @@ class ShardedStoreImpl implements ShardedStore {
     // resolves to a value of its own.
     const prior = keys.map((key) => this.bumping.get(key)).filter((p) => p !== undefined)
     const run = (prior.length === 0 ? Promise.resolve() : Promise.all(prior)).then(() =>
-      this.bump(keys, ttlMs, proposed),
+      this.bump(keys, ttlMs, proposed, raise),
     )
     const done = run.then(
       () => {},
@@ -333,18 +333,18 @@ class ShardedStoreImpl implements ShardedStore {
     return run
   }
 
-  private async bump(keys: readonly string[], ttlMs: number, proposed: number): Promise<number[]> {
+  private async bump(keys: readonly string[], ttlMs: number, proposed: number, raise: boolean): Promise<number[]> {
     if (new Set(keys).size !== keys.length) {
       // A stamp named twice is bumped twice, as Redis does: one key at a time.
       const values: number[] = []
-      for (const key of keys) values.push(...(await this.bump([key], ttlMs, proposed)))
+      for (const key of keys) values.push(...(await this.bump([key], ttlMs, proposed, raise)))
       return values
     }
     const stamps = await this.readStamps(keys, proposed)
     const now = this.clock.now()
     return Promise.all(
       keys.map(async (key, i) => {
-        const target = Math.max(stamps[i]!.value + 1, proposed)
+        const target = Math.max(raise ? stamps[i]!.value : stamps[i]!.value + 1, proposed)
         // The TTL becomes max(remaining, ttl), whatever a member that missed earlier bumps says.
         const expiresAt = Math.max(stamps[i]!.expiresAt, now + ttlMs)
         const bytes = new TextEncoder().encode(String(expiresAt))

@@ -113,9 +113,12 @@ export interface RemoteStore {
   /**
    * Raises each counter to max(stored + 1, `proposed`) and keeps it for at least `ttlMs`; resolves to the
    * new values. The cache proposes a version-clock reading, so a stamp that L2 lost (a restart without
-   * persistence, eviction) comes back above every generation handed out before. @default proposed 0
+   * persistence, eviction) comes back above every generation handed out before. With `raise`, each counter
+   * becomes max(stored, `proposed`) instead: idempotent, for a retried bump whose first attempt may have
+   * landed (its reply lost) and for restoring a stamp L2 lost, neither of which may invalidate what was
+   * written since (coherence.ts, point 3). @default proposed 0, raise false
    */
-  bumpStamps(keys: readonly string[], ttlMs: number, proposed?: number): Promise<number[]>
+  bumpStamps(keys: readonly string[], ttlMs: number, proposed?: number, raise?: boolean): Promise<number[]>
   /**
    * The version of the entry or tombstone under `key` (not its value) and the generations of
    * `stampKeys`, in one round trip: what a strong read checks its L1 entry against, and what a

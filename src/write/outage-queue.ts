@@ -113,9 +113,10 @@ export class OutageQueue {
 
   /**
    * The L2 write of `entry` (encoded as `bytes`) failed: this node keeps it (read-your-writes) and redoes
-   * it later, unless L2 holds something newer by then. The generations it recorded stay as they were: a
-   * tag invalidation or clear that resolved before it began never invalidates it, even one it did not
-   * know of (coherence.ts, point 3).
+   * it later, unless L2 holds something newer by then. The generations it recorded stay as they were:
+   * what this node knew when it wrote (including its own bumps that L2 has not got yet). An invalidation
+   * made elsewhere that this node had not heard of makes it look invalid once it lands: a miss, never a
+   * stale value (coherence.ts, point 3).
    */
   queueSet(rel: string, entry: L1Entry, bytes: Uint8Array, l2Ttl: number): void {
     const { remote, keys, invalidations } = this.parts
@@ -167,8 +168,9 @@ export class OutageQueue {
    * A stamp bump L2 could not take: it takes effect here at once (and stays in effect until L2 has it,
    * even if the stamp table is forgotten meanwhile); L2 and the other nodes get it on retry. `gen` is the
    * generation the bump proposed (a version-clock reading, above what this node knows): assumed here
-   * meanwhile and proposed again on retry, so that entries this node writes in the meantime, which
-   * record it, stay valid once L2 has it (unless another node bumped past it meanwhile).
+   * meanwhile, and the retry raises the stamp to it, never past what L2 holds, so that entries this node
+   * writes in the meantime, which record it (or a higher generation another node bumped to meanwhile),
+   * stay valid once L2 has it (guarantee 1).
    */
   queueStampBump(stamps: readonly string[], gen: number): void {
     const { remote, keys, unsent, lifetimes, invalidations } = this.parts
@@ -179,7 +181,10 @@ export class OutageQueue {
     this.add(stampWorkId(stamps), {
       rank: gen,
       redo: async () => {
-        const bumped = await remote!.bumpStamps(l2Keys, lifetimes.stampTtl(), gen)
+        // Raised to `gen`, not bumped past what L2 holds: the first attempt may have landed (a lost reply),
+        // and entries written since under a generation at or above `gen` were written after this bump
+        // (this node's own, which recorded `gen`, and any written after a later bump by another node).
+        const bumped = await remote!.bumpStamps(l2Keys, lifetimes.stampTtl(), gen, undefined, true)
         this.parts.stamps.raise(stamps, bumped)
         for (const stamp of stamps) unsent.stamps.delete(stamp)
         return invalidations.stamps(stamps, bumped)

@@ -297,6 +297,18 @@ export function storeConformance(
       expect(await store.bumpStamps([poisoned], later, now)).toEqual([now])
     })
 
+    it('raises a stamp to max(stored, proposed): a repeated raise changes nothing', async () => {
+      const [a, b] = [key('stamp'), key('stamp')]
+      const now = 1_700_000_000_000 * 4096
+      expect(await store.bumpStamps([a], later, now, true)).toEqual([now])
+      expect(await store.bumpStamps([a], later, now, true)).toEqual([now]) // a retry that landed twice
+      expect(await store.bumpStamps([a], later, now - 10, true)).toEqual([now]) // a later bump stands
+      expect(await store.getStamps([a])).toEqual([now])
+      expect(await store.bumpStamps([a, b], later, now + 5, true)).toEqual([now + 5, now + 5])
+      expect(await store.bumpStamps([a], later, now + 5)).toEqual([now + 6]) // a bump still moves it
+      expect(await store.getStamps([a, b])).toEqual([now + 6, now + 5])
+    })
+
     it('extends a stamp TTL and never shortens it', async () => {
       const [extended, kept, short] = [key('stamp-ttl'), key('stamp-ttl'), key('stamp-ttl')]
       await store.bumpStamps([extended], 100)

@@ -259,15 +259,28 @@ describe('OutageQueue', () => {
     expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['t:a'], [gen]]])
   })
 
-  it('queueStampBump: another node bumped past the proposal meanwhile: L2 goes past both', async () => {
+  it('queueStampBump: the retry raises the stamp to the proposal, never past what L2 holds', async () => {
     const t = await setUp()
     const gen = t.coherence.versions.next()
     t.queue.queueStampBump(['t:a'], gen)
-    await t.inner.bumpStamps([t.keys.stamp('t:a')], 60_000, gen + 10) // another node, meanwhile
+    // The first attempt landed although its reply was lost: the retry changes nothing.
+    await t.inner.bumpStamps([t.keys.stamp('t:a')], 60_000, gen)
     await t.queue.retry()
     await t.delivered()
-    expect(await t.inner.getStamps([t.keys.stamp('t:a')])).toEqual([gen + 11])
-    expect(t.coherence.stampGen('t:a')).toBe(gen + 11)
+    expect(await t.inner.getStamps([t.keys.stamp('t:a')])).toEqual([gen])
+    expect(t.coherence.stampGen('t:a')).toBe(gen)
+  })
+
+  it('queueStampBump: another node bumped past the proposal meanwhile: its bump stands', async () => {
+    const t = await setUp()
+    const gen = t.coherence.versions.next()
+    t.queue.queueStampBump(['t:a'], gen)
+    // Entries written since recorded gen + 10: the retry must not invalidate them.
+    await t.inner.bumpStamps([t.keys.stamp('t:a')], 60_000, gen + 10)
+    await t.queue.retry()
+    await t.delivered()
+    expect(await t.inner.getStamps([t.keys.stamp('t:a')])).toEqual([gen + 10])
+    expect(t.coherence.stampGen('t:a')).toBe(gen + 10)
   })
 
   it('past the limit, all queued work becomes one clear() of the cache, in effect here at once', async () => {
