@@ -70,6 +70,7 @@ describe('randomized coherence checker (shardedStore over 3 redis-servers)', () 
           const server = servers[victim++ % servers.length]!
           await server.kill('SIGKILL')
           restarts.push(new Promise((resolve) => setTimeout(resolve, DOWN_MS)).then(() => server.start()))
+          return { durationMs: DOWN_MS } // every node uses the member
         },
         disruptEveryMs: 4_000,
         disruptionWindowMs: L1_TTL_MS,
@@ -86,6 +87,8 @@ describe('randomized coherence checker (shardedStore over 3 redis-servers)', () 
         `coherence checker (sharded): ${report.operations} operations (${report.reads} reads, ${report.writes} writes), ` +
           `${report.disruptions} member kills, member generations ${generations.join('/')}, ` +
           `breakers opened per node ${opened.join('/')}, ${report.degradedReads} degraded reads, ` +
+          `${report.degradedWrites} degraded writes; reads judged by propagation ${report.judged.propagation}, ` +
+          `by l1.ttl ${report.judged.l1Ttl}, misses checked ${report.judged.misses}; ` +
           `${report.violations.length} violations`,
       )
       for (const v of report.violations.slice(0, 5)) console.log(JSON.stringify(v))
@@ -93,6 +96,8 @@ describe('randomized coherence checker (shardedStore over 3 redis-servers)', () 
       expect(report.disruptions).toBeGreaterThan(1)
       // members really were ejected and re-admitted during the run
       expect(Math.max(...generations)).toBeGreaterThanOrEqual(2)
+      expect(report.judged.propagation + report.judged.l1Ttl).toBeGreaterThan(1_000)
+      expect(report.judged.misses).toBeGreaterThan(100)
       expect(report.violations).toEqual([])
     },
     DURATION_MS * 3 + 60_000,

@@ -6,14 +6,26 @@ import type { Cache } from '../../src/index.js'
  * small key space; every operation's start and end (one monotonic clock, all nodes in this process) and
  * result are recorded, and the history is checked afterwards:
  *
- * - Guarantee 1 (read-your-writes): a read on node N that starts after N's write W of key k resolved
- *   never returns a value older than W (a value whose write ended before W started), nor undefined while
- *   no invalidation of k could explain it.
- * - Guarantee 2 (bounded staleness): a read that starts more than `bound` after a write or invalidation
- *   W' of k resolved on another node never returns a value written before W' started. `bound` is
- *   `propagationMs` normally and `l1TtlMs` when the reading node's bus was cut during that window.
+ * - Guarantee 1 (read-your-writes): a read on node N that starts after N's change C of key k resolved
+ *   never returns a value written before C (a value whose write took effect before C started), nor
+ *   undefined while nothing could have removed N's last write of k.
+ * - Guarantee 2 (bounded staleness): a read that starts more than `bound` after a change C of k took
+ *   effect on another node never returns a value written before C. `bound` is `propagationMs`, or
+ *   `l1TtlMs` while the reading node is disrupted (a fault on it, and `disruptionWindowMs` after it ends).
  * - Guarantee 3 (no stale fill) is what makes 2 hold at all under the injected L2 delays: a fill that an
  *   invalidation overtook would sit in L1 and fail check 2 on every later read.
+ *
+ * When a change takes effect. A change that Redis took while it ran took effect by its end. A degraded
+ * one (an L2 or bus call failed, or it queued work: guarantee 5) took effect on its own node by its end
+ * (guarantee 1), and in Redis, for the other nodes, somewhere between its start and the moment its node
+ * was next seen in step (nothing queued, bus connected: `Op.clean`) plus `propagationMs`. So:
+ * - a degraded write holds other nodes to no bound until then, and may be ordered after changes other
+ *   nodes made before it landed;
+ * - a degraded removal (delete, tags, clear) may remove writes other nodes made until then;
+ * - a write that a node made while it could not reach Redis records only the invalidations that node
+ *   knew of: one made elsewhere after the node was last in step may be ordered after it (a miss, never an
+ *   older value).
+ * Program order on one node always holds: a node's own earlier change never removes its later write.
  *
  * Values are unique per write ("node:seq"), so every read can be traced to the write that produced it.
  */
@@ -26,23 +38,34 @@ export interface Op {
   tags?: string[]
   start: number
   end: number
-  /**
-   * An L2 call of this node failed during the operation, or it queued work for Redis. A degraded read may
-   * miss (guarantee 5). A degraded write or invalidation reaches other nodes only once Redis is back for
-   * this node (guarantee 5: failed invalidations are retried when Redis returns), so no propagation bound
-   * applies to it (guarantee 2); read-your-writes on this node still does (guarantee 1).
-   */
+  /** An L2 or bus call of this node failed during the operation, or it queued work for Redis. */
   degraded?: boolean
+  /** After the operation the node had nothing queued for Redis and its bus was connected. */
+  clean?: boolean
+}
+
+/** What `disrupt` did: which nodes it affects (every node when undefined), and for how long. */
+export interface Disruption {
+  nodes?: number[]
+  /** 0 for an instant event (a connection kill), else how long the fault lasts. */
+  durationMs?: number
+}
+
+export interface DisruptionRecord extends Disruption {
+  at: number
 }
 
 export interface CheckerOptions {
   nodes: Cache[]
   durationMs: number
   keys: number
-  /** Called every `disruptEveryMs` with the time; returns once the disruption is under way. */
-  disrupt?: () => Promise<void>
+  /** Called every `disruptEveryMs`; returns once the disruption is under way, saying what it disrupts. */
+  disrupt?: () => Promise<Disruption | undefined | void>
   disruptEveryMs?: number
-  /** How long after a disruption the checker treats nodes as possibly cut off. */
+  /**
+   * How long after a disruption ends its nodes' reads may still lag by up to l1.ttl (detection, resubscribe,
+   * breaker probe). Keep it shorter than `disruptEveryMs`: most reads must be judged by `propagationMs`.
+   */
   disruptionWindowMs?: number
   propagationMs: number
   l1TtlMs: number
@@ -63,13 +86,25 @@ export interface Violation {
   because: Op
 }
 
+export interface Judged {
+  /** Reads held to `propagationMs` for other nodes' changes. */
+  propagation: number
+  /** Reads of a disrupted node, held to `l1TtlMs`. */
+  l1Ttl: number
+  /** Reads of nothing that were checked (a degraded read may miss, and is not). */
+  misses: number
+}
+
 export interface CheckerReport {
   operations: number
   reads: number
   /** Reads during which the node could not reach L2: they may miss a value they cannot see. */
   degradedReads: number
   writes: number
+  /** Writes and invalidations that were degraded. */
+  degradedWrites: number
   disruptions: number
+  judged: Judged
   violations: Violation[]
 }
 
@@ -84,7 +119,7 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
   const { nodes, durationMs, keys } = options
   const random = mulberry32(options.seed ?? 1)
   const history: Op[] = []
-  const disruptions: number[] = []
+  const disruptions: DisruptionRecord[] = []
   const deadline = now() + durationMs
   let seq = 0
 
@@ -98,50 +133,33 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
       const dice = random()
       const start = now()
       const before = cache.stats()
-      const degraded = () => {
+      const record = (op: Omit<Op, 'node' | 'start' | 'end' | 'degraded' | 'clean'>, readOnly: boolean) => {
+        const end = now()
         const after = cache.stats()
-        return (
+        const degraded =
           after.l2.errors !== before.l2.errors ||
-          after.bus.publishErrors !== before.bus.publishErrors ||
-          after.pending > before.pending
-        )
+          (!readOnly &&
+            (after.bus.publishErrors !== before.bus.publishErrors || after.pending > before.pending))
+        const clean = !degraded && after.pending === 0 && after.bus.connected
+        history.push({ ...op, node, start, end, degraded, clean })
       }
       if (dice < 0.6) {
         const value = await cache.get<string>(key)
-        const failed = cache.stats().l2.errors !== before.l2.errors
-        history.push({ node, kind: 'get', key, value, start, end: now(), degraded: failed })
+        record({ kind: 'get', key, value }, true)
       } else if (dice < 0.85) {
         const value = `${node}:${++seq}`
         await cache.set(key, value, { tags: tagsOf(key) })
-        history.push({ node, kind: 'set', key, value, start, end: now(), degraded: degraded() })
+        record({ kind: 'set', key, value }, false)
       } else if (dice < 0.95) {
         await cache.delete(key)
-        history.push({ node, kind: 'delete', key, value: undefined, start, end: now(), degraded: degraded() })
+        record({ kind: 'delete', key, value: undefined }, false)
       } else if (dice < 0.995) {
         const tag = random() < 0.5 ? `mod3:${Math.floor(random() * 3)}` : `mod4:${Math.floor(random() * 4)}`
         await cache.invalidateTags([tag])
-        const end = now()
-        history.push({
-          node,
-          kind: 'tags',
-          key: '',
-          value: undefined,
-          tags: [tag],
-          start,
-          end,
-          degraded: degraded(),
-        })
+        record({ kind: 'tags', key: '', value: undefined, tags: [tag] }, false)
       } else {
         await cache.clear()
-        history.push({
-          node,
-          kind: 'clear',
-          key: '',
-          value: undefined,
-          start,
-          end: now(),
-          degraded: degraded(),
-        })
+        record({ kind: 'clear', key: '', value: undefined }, false)
       }
     }
   }
@@ -150,8 +168,9 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
     if (!options.disrupt || !options.disruptEveryMs) return
     while (now() + options.disruptEveryMs < deadline) {
       await new Promise((resolve) => setTimeout(resolve, options.disruptEveryMs))
-      disruptions.push(now())
-      await options.disrupt()
+      const at = now()
+      const what = (await options.disrupt()) ?? {}
+      disruptions.push({ at, ...what })
     }
   }
 
@@ -159,13 +178,26 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
   const workers: Promise<void>[] = []
   for (let n = 0; n < nodes.length; n++) for (let c = 0; c < concurrency; c++) workers.push(worker(n))
   await Promise.all([...workers, disruptor()])
+  // COHERENCE_CHECK_DUMP=<directory>: keep every run's history and disruptions, to study a violation.
+  const dump = process.env.COHERENCE_CHECK_DUMP
+  if (dump !== undefined) {
+    const { mkdirSync, writeFileSync } = await import('node:fs')
+    mkdirSync(dump, { recursive: true })
+    writeFileSync(
+      `${dump}/history-${process.pid}-${Date.now()}.json`,
+      JSON.stringify({ history, disruptions }),
+    )
+  }
+  const { violations, judged } = checkHistory(history, disruptions, options)
   return {
     operations: history.length,
     reads: history.filter((op) => op.kind === 'get').length,
-    degradedReads: history.filter((op) => op.degraded).length,
+    degradedReads: history.filter((op) => op.kind === 'get' && op.degraded).length,
     writes: history.filter((op) => op.kind !== 'get').length,
+    degradedWrites: history.filter((op) => op.kind !== 'get' && op.degraded).length,
     disruptions: disruptions.length,
-    violations: check(history, disruptions, options),
+    judged,
+    violations,
   }
 }
 
@@ -177,42 +209,67 @@ function affects(op: Op, key: string): boolean {
   return false
 }
 
-/**
- * Changes (writes, deletes, tag invalidations, clears) that affect one key, sorted by end time, with
- * prefix maxima of their start times: "the change that began latest among those that ended before t"
- * is one binary search. Removals keep suffix minima of start times for the read-undefined check.
- */
-class ChangeIndex {
-  private readonly ends: number[]
-  private readonly latest: Op[] // latest[i]: the op with the greatest start among ops[0..i]
-  constructor(ops: Op[]) {
-    const sorted = [...ops].sort((a, b) => a.end - b.end)
-    this.ends = sorted.map((op) => op.end)
-    this.latest = []
-    let best: Op | undefined
-    for (const op of sorted) {
-      if (best === undefined || op.start > best.start) best = op
-      this.latest.push(best)
-    }
+/** The first index in `sorted` (ascending by `at`) whose value is >= t. */
+function lowerBound<T>(sorted: readonly T[], t: number, at: (item: T) => number): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (at(sorted[mid]!) < t) lo = mid + 1
+    else hi = mid
   }
-  /** The change with the greatest start among those that ended before `t`. */
-  latestEndedBefore(t: number): Op | undefined {
-    let lo = 0
-    let hi = this.ends.length
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (this.ends[mid]! < t) lo = mid + 1
-      else hi = mid
-    }
-    return lo === 0 ? undefined : this.latest[lo - 1]
-  }
+  return lo
 }
 
-export function check(
+type CheckOptions = Pick<CheckerOptions, 'propagationMs' | 'l1TtlMs' | 'disruptionWindowMs' | 'lossWindowMs'>
+
+export function check(history: Op[], disruptions: DisruptionRecord[], options: CheckOptions): Violation[] {
+  return checkHistory(history, disruptions, options).violations
+}
+
+export function checkHistory(
   history: Op[],
-  disruptions: number[],
-  options: Pick<CheckerOptions, 'propagationMs' | 'l1TtlMs' | 'disruptionWindowMs' | 'lossWindowMs'>,
-): Violation[] {
+  disruptions: DisruptionRecord[],
+  options: CheckOptions,
+): { violations: Violation[]; judged: Judged } {
+  const { propagationMs, l1TtlMs } = options
+  const window = options.disruptionWindowMs ?? l1TtlMs
+  // Per node, the ends of its operations after which it was in step with Redis, ascending.
+  const cleanEnds = new Map<number, number[]>()
+  for (const op of history) {
+    if (!op.clean) continue
+    const ends = cleanEnds.get(op.node) ?? []
+    ends.push(op.end)
+    cleanEnds.set(op.node, ends)
+  }
+  for (const ends of cleanEnds.values()) ends.sort((a, b) => a - b)
+  /** When a change surely took effect in Redis (for other nodes): see the module comment. */
+  const landed = new Map<Op, number>()
+  const landedBy = (op: Op): number => {
+    if (!op.degraded) return op.end
+    let at = landed.get(op)
+    if (at === undefined) {
+      const ends = cleanEnds.get(op.node) ?? []
+      const i = lowerBound(ends, op.end, (t) => t)
+      at = i < ends.length ? ends[i]! + propagationMs : Number.POSITIVE_INFINITY
+      landed.set(op, at)
+    }
+    return at
+  }
+  /** The end of the node's last clean operation before `t` (what it last knew for sure). */
+  const lastInStep = (node: number, t: number): number => {
+    const ends = cleanEnds.get(node) ?? []
+    const i = lowerBound(ends, t, (x) => x)
+    return i === 0 ? Number.NEGATIVE_INFINITY : ends[i - 1]!
+  }
+  const disruptedAt = (node: number, t: number) =>
+    disruptions.some(
+      (d) =>
+        (d.nodes === undefined || d.nodes.includes(node)) &&
+        d.at <= t &&
+        t <= d.at + (d.durationMs ?? 0) + window,
+    )
+
   const writesByValue = new Map<string, Op>()
   const keys = new Set<string>()
   const global: Op[] = []
@@ -223,71 +280,118 @@ export function check(
     if (op.kind === 'tags' || op.kind === 'clear') global.push(op)
     else if (op.kind !== 'get') perKey.set(op.key, [...(perKey.get(op.key) ?? []), op])
   }
-  // Per key: all changes; per key and node: that node's changes (read-your-writes has no delay).
-  const all = new Map<string, ChangeIndex>()
-  const byNode = new Map<string, ChangeIndex>()
-  const sets = new Map<string, ChangeIndex>()
-  const undegradedSets = new Map<string, ChangeIndex>()
-  const removals = new Map<string, Op[]>()
+  // Per key: its changes by start, and its sets by start.
+  const changesOf = new Map<string, Op[]>()
+  const setsOf = new Map<string, Op[]>()
   for (const key of keys) {
     const changes = [...(perKey.get(key) ?? []), ...global.filter((op) => affects(op, key))]
-    // Other nodes are held to a bound only by changes that reached Redis (see Op.degraded).
-    all.set(key, new ChangeIndex(changes.filter((op) => !op.degraded)))
-    for (const node of new Set(changes.map((op) => op.node))) {
-      byNode.set(`${node}|${key}`, new ChangeIndex(changes.filter((op) => op.node === node)))
-    }
-    sets.set(key, new ChangeIndex(changes.filter((op) => op.kind === 'set')))
-    undegradedSets.set(key, new ChangeIndex(changes.filter((op) => op.kind === 'set' && !op.degraded)))
-    removals.set(
+    changes.sort((a, b) => a.start - b.start)
+    changesOf.set(key, changes)
+    setsOf.set(
       key,
-      changes.filter((op) => op.kind !== 'set'),
+      changes.filter((op) => op.kind === 'set'),
     )
   }
-  const window = options.disruptionWindowMs ?? options.l1TtlMs
-  const sortedDisruptions = [...disruptions].sort((a, b) => a - b)
-  // A read near a bus disruption may lag by up to l1.ttl (guarantee 2's hard bound).
-  const disrupted = (t: number) => sortedDisruptions.some((d) => d <= t && t <= d + window + options.l1TtlMs)
+  const sortedDisruptions = [...disruptions].sort((a, b) => a.at - b.at)
+  // The longest any change took to take effect (or to run): a change that started earlier than that
+  // before a moment took effect before it. Changes that never surely landed are kept apart, per key.
+  let maxLag = 0
+  const unlandedOf = new Map<string, Op[]>()
+  for (const [key, changes] of changesOf) {
+    const unlanded: Op[] = []
+    for (const op of changes) {
+      const lag = landedBy(op) - op.start
+      if (Number.isFinite(lag)) maxLag = Math.max(maxLag, lag, op.end - op.start)
+      else unlanded.push(op)
+    }
+    unlandedOf.set(key, unlanded)
+  }
 
   const violations: Violation[] = []
+  const judged: Judged = { propagation: 0, l1Ttl: 0, misses: 0 }
   for (const read of history) {
     if (read.kind !== 'get') continue
-    const otherBound = disrupted(read.start) ? options.l1TtlMs : options.propagationMs
+    const disrupted = disruptedAt(read.node, read.start)
+    const bound = disrupted ? l1TtlMs : propagationMs
+    /** By when `change` surely took effect where `read` ran, and which guarantee that is. */
+    const visibleBy = (change: Op): [number, 1 | 2] =>
+      change.node === read.node ? [change.end, 1] : [landedBy(change) + bound, 2]
     if (read.value !== undefined) {
       const source = writesByValue.get(read.value)
       if (source === undefined) continue // written by a set still in flight at the end of the run
-      // A change that began after our value was written, and resolved long enough before the read.
-      for (const [index, bound, guarantee] of [
-        [byNode.get(`${read.node}|${read.key}`), 0, 1],
-        [all.get(read.key), otherBound, 2],
-      ] as const) {
-        const change = index?.latestEndedBefore(read.start - bound)
-        if (change !== undefined && change.start > source.end) {
+      if (disrupted) judged.l1Ttl++
+      else judged.propagation++
+      // A change that surely took effect after the value's write did, and surely before the read.
+      const changes = changesOf.get(read.key)!
+      for (let i = lowerBound(changes, source.end, (op) => op.start); i < changes.length; i++) {
+        const change = changes[i]!
+        if (change.start >= read.start) break
+        if (change === source) continue
+        const after = change.node === source.node ? source.end : landedBy(source)
+        if (change.start <= after) continue
+        const [by, guarantee] = visibleBy(change)
+        if (by < read.start) {
           violations.push({ guarantee, read, because: change })
           break
         }
       }
       continue
     }
-    // Read undefined: stale only if a set resolved long enough ago and nothing could have removed it, and
-    // the read could ask L2 (a read that reaches neither L1 nor L2 may miss: guarantee 5).
+    // Read nothing: wrong only if a write surely took effect here before the read, and nothing could have
+    // removed it (or every write that may have followed it) since. A read that reached neither L1 nor L2
+    // may miss (guarantee 5).
     if (read.degraded) continue
-    for (const [bound, guarantee] of [
-      [0, 1],
-      [otherBound, 2],
-    ] as const) {
-      const set = (guarantee === 1 ? sets : undegradedSets)
-        .get(read.key)
-        ?.latestEndedBefore(read.start - bound)
-      if (set === undefined || (guarantee === 1 && set.node !== read.node)) continue
-      const loss = options.lossWindowMs
-      if (loss !== undefined && sortedDisruptions.some((d) => d <= read.end && d + loss >= set.start))
-        continue
-      const removed = removals.get(read.key)!.some((op) => op.end > set.start && op.start < read.end)
-      if (!removed) {
-        violations.push({ guarantee, read, because: set })
+    judged.misses++
+    const sets = setsOf.get(read.key) ?? []
+    let latest: Op | undefined
+    let latestGuarantee: 1 | 2 = 1
+    for (let i = lowerBound(sets, read.start, (op) => op.start) - 1; i >= 0; i--) {
+      const [by, guarantee] = visibleBy(sets[i]!)
+      if (by < read.start) {
+        latest = sets[i]!
+        latestGuarantee = guarantee
         break
       }
     }
+    if (latest === undefined) continue
+    const set = latest
+    const loss = options.lossWindowMs
+    if (loss !== undefined && sortedDisruptions.some((d) => d.at <= read.end && d.at + loss >= set.start))
+      continue
+    const changes = changesOf.get(read.key)!
+    const unlanded = unlandedOf.get(read.key)!
+    /** True if a removal may have taken effect after `write` and before the read ended. */
+    const removedAfter = (write: Op): boolean => {
+      const horizon = write.degraded ? lastInStep(write.node, write.start) - propagationMs : write.start
+      const removes = (op: Op) =>
+        op !== write &&
+        op.kind !== 'set' &&
+        op.start < read.end &&
+        (op.node === write.node ? op.end > write.start : landedBy(op) > horizon)
+      if (unlanded.some(removes)) return true
+      for (
+        let i = lowerBound(changes, Math.min(horizon, write.start) - maxLag, (op) => op.start);
+        i < changes.length;
+        i++
+      ) {
+        if (changes[i]!.start >= read.end) break
+        if (removes(changes[i]!)) return true
+      }
+      return false
+    }
+    let explained = removedAfter(set)
+    // Or a later write replaced it and was itself removed (for instance by an invalidation that lands late).
+    for (
+      let i = lowerBound(sets, set.start - maxLag, (op) => op.start);
+      !explained && i < sets.length && sets[i]!.start < read.end;
+      i++
+    ) {
+      const next = sets[i]!
+      const follows =
+        next.node === set.node ? next.start > set.end : next !== set && landedBy(next) > set.start
+      if (follows && removedAfter(next)) explained = true
+    }
+    if (!explained) violations.push({ guarantee: latestGuarantee, read, because: set })
   }
-  return violations
+  return { violations, judged }
 }
