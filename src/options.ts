@@ -9,6 +9,13 @@ import type { RemoteStore } from './stores/store.js'
 
 export type Loader<T = unknown> = (key: string) => T | Promise<T>
 
+/*
+ * Every option of the cache: its type (one TSDoc'd interface per group, with @default), its default, and
+ * its validation at createCache (E_INVALID_OPTION names the option and what it takes), plus the per-call
+ * options of writes and loads. Long because it is the one place where each option is documented,
+ * defaulted and checked; splitting it by group would spread the defaults and the messages apart.
+ */
+
 /** Options of the in-process tier. */
 export interface L1Options {
   /** At most this many entries. @default 10_000 (when maxBytes is not given either) */

@@ -144,7 +144,13 @@ export class Stamps {
       stamps.map(async (stamp) => {
         const known = coherence.stampGen(stamp)
         const proposed = known > 0 ? known : coherence.versions.next()
-        const [gen] = await remote!.bumpStamps([keys.stamp(stamp)], lifetimes.stampTtl(), proposed, deadline, true)
+        const [gen] = await remote!.bumpStamps(
+          [keys.stamp(stamp)],
+          lifetimes.stampTtl(),
+          proposed,
+          deadline,
+          true,
+        )
         return gen!
       }),
     )

@@ -104,10 +104,7 @@ export class ReadPath {
     // This node's own write that L2 had not got yet (Redis was unreachable): it answers until its retry
     // lands (read-your-writes), unless a tag or namespace invalidation made here since voids it.
     const entry = own.entry
-    if (
-      entry === undefined ||
-      !this.rt.coherence.isCurrent(entry.stampKeys, entry.stampGens)
-    ) {
+    if (entry === undefined || !this.rt.coherence.isCurrent(entry.stampKeys, entry.stampGens)) {
       return undefined
     }
     return { entry, fresh: this.rt.options.clock.now() < entry.freshUntil, degraded: false }

@@ -137,8 +137,7 @@ export class StrongReads {
     const now = rt.options.clock.now()
     const own = rt.unsent.get(rel)?.entry
     const entry: L1Entry | undefined = own ?? rt.l1?.peek(rel)
-    if (entry === undefined || !rt.coherence.isCurrent(entry.stampKeys, entry.stampGens))
-      return undefined
+    if (entry === undefined || !rt.coherence.isCurrent(entry.stampKeys, entry.stampGens)) return undefined
     if (now >= entry.freshUntil + grace) return undefined
     return { entry, fresh: now < entry.freshUntil, degraded: true }
   }

@@ -4,6 +4,10 @@
  * reconnect policy, topology refreshes, reconnect notifications, and the dedicated clients the bus derives
  * from it for pub/sub.
  *
+ * Long because node-redis' standalone, Cluster and Sentinel clients differ in how they connect, report
+ * readiness, refresh topology and fail during a connect; this module hides every one of those
+ * differences, so that the store and the bus see one connection with one behaviour.
+ *
  * No unbounded offline queue: owned clients use `disableOfflineQueue`, so while the socket is down
  * commands fail at once (the cache serves L1/stale/loader meanwhile) and node-redis reconnects forever
  * with a capped backoff. Only the very first connection is waited for, at most `connectTimeout`.

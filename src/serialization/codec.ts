@@ -1,5 +1,7 @@
 /**
  * The L2 wire format of a cached value: `encode` runs on every `set`, `decode` on every L2 hit.
+ * One module of about a thousand lines on purpose: the encoder, the decoder and the slow diagnosing walk
+ * must agree tag by tag, and keeping them side by side is what keeps them agreeing.
  *
  * Format (version 1). Byte 0 is FORMAT_VERSION; then exactly one value; then nothing. A value is a
  * one-byte tag and a payload. All multi-byte numbers are little-endian; counts and byte lengths are

@@ -1,5 +1,7 @@
 /**
  * The memcached L2, on memjs (memcached's binary protocol: binary-safe values and keys).
+ * Long because every operation of the store contract is a compare-and-swap loop of its own (Redis does each
+ * in one script); they share the loop (update()) and the item layout, which are kept here with them.
  *
  * memcached has no scripts, so each ordering rule of the store contract (store.ts) is a compare-and-swap
  * loop on memcached's own CAS tokens: read the item with its token (GET), decide, then write it back

@@ -2,6 +2,9 @@
  * shardedStore: one L2 made of several independent stores (Redis servers, memcached servers, any
  * RemoteStore), each key on one member chosen by a HashRing, for fleets that outgrow one server but
  * cannot run Redis Cluster.
+ * Long because routing, the fleet-wide member generations and the stamp registers depend on each other
+ * (a key's name carries the generations, stamps are read from a majority); the ring itself is in
+ * src/ring/ and each member's resilience in its RemoteTier.
  *
  * Per member: every call goes through the member's own RemoteTier (timeout `memberTimeout`) and
  * CircuitBreaker, so a failing member fails fast without touching the others. The store says so with
@@ -333,7 +336,12 @@ class ShardedStoreImpl implements ShardedStore {
     return run
   }
 
-  private async bump(keys: readonly string[], ttlMs: number, proposed: number, raise: boolean): Promise<number[]> {
+  private async bump(
+    keys: readonly string[],
+    ttlMs: number,
+    proposed: number,
+    raise: boolean,
+  ): Promise<number[]> {
     if (new Set(keys).size !== keys.length) {
       // A stamp named twice is bumped twice, as Redis does: one key at a time.
       const values: number[] = []

@@ -2,6 +2,9 @@
  * Write-behind (guarantee 6): `writeBehind(key, value)` makes the value visible at once on every node and
  * hands the database write to a durable queue, from which `write(batch)` receives it later, batched,
  * coalesced per key, in order per key, retried, and dead-lettered when it keeps failing.
+ * (The queue's bytes are in entries.ts, its retry delays in backoff.ts and its storage behind QueueLog; what
+ * stays here, accepting, the turn under a lease, scheduling and draining, is one state machine per
+ * partition, which is why it is one module of several hundred lines.)
  *
  * Accepting a write: first the queue (XADD to the key's partition stream), then the cache write, and only
  * then does writeBehind resolve. Queue first, so that a cache never shows a value that is not on its way
