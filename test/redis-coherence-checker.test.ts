@@ -98,7 +98,8 @@ describe.each(TOPOLOGIES)('randomized coherence checker (%s)', (topology) => {
           `(${report.reads} reads, ${report.writes} writes), ${report.disruptions} disruptions, ` +
           `reconnects per node ${reconnects.join('/')}, ${report.degradedReads} degraded reads, ` +
           `${report.degradedWrites} degraded writes; reads judged by propagation ${judged.propagation}, ` +
-          `by l1.ttl ${judged.l1Ttl}, misses checked ${judged.misses}; ${report.violations.length} violations`,
+          `by l1.ttl ${judged.l1Ttl}, misses checked ${judged.misses}; nodes held to l1.ttl ` +
+          `${Math.round(report.disruptedShare * 100)}% of the time; ${report.violations.length} violations`,
       )
       for (const v of report.violations.slice(0, 5)) console.log(JSON.stringify(v))
       expect(report.operations).toBeGreaterThan(1_000)
@@ -107,8 +108,11 @@ describe.each(TOPOLOGIES)('randomized coherence checker (%s)', (topology) => {
       expect(Math.min(...reconnects)).toBeGreaterThan(report.disruptions / 4)
       expect(report.degradedReads).toBeGreaterThan(50)
       expect(report.degradedWrites).toBeGreaterThan(20)
-      // Most reads are held to the propagation bound, not the looser l1.ttl one.
-      expect(judged.propagation).toBeGreaterThan(judged.l1Ttl * 2)
+      // Most of the time every node is held to the propagation bound, not the looser l1.ttl one, and
+      // many reads were judged by each rule.
+      expect(report.disruptedShare).toBeLessThan(0.35)
+      expect(judged.propagation).toBeGreaterThan(100)
+      expect(judged.l1Ttl).toBeGreaterThan(20)
       expect(judged.misses).toBeGreaterThan(100)
       expect(report.violations).toEqual([])
     },

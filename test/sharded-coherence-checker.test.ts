@@ -88,7 +88,8 @@ describe('randomized coherence checker (shardedStore over 3 redis-servers)', () 
           `${report.disruptions} member kills, member generations ${generations.join('/')}, ` +
           `breakers opened per node ${opened.join('/')}, ${report.degradedReads} degraded reads, ` +
           `${report.degradedWrites} degraded writes; reads judged by propagation ${report.judged.propagation}, ` +
-          `by l1.ttl ${report.judged.l1Ttl}, misses checked ${report.judged.misses}; ` +
+          `by l1.ttl ${report.judged.l1Ttl}, misses checked ${report.judged.misses}; nodes held to l1.ttl ` +
+          `${Math.round(report.disruptedShare * 100)}% of the time; ` +
           `${report.violations.length} violations`,
       )
       for (const v of report.violations.slice(0, 5)) console.log(JSON.stringify(v))

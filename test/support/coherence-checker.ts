@@ -104,6 +104,11 @@ export interface CheckerReport {
   /** Writes and invalidations that were degraded. */
   degradedWrites: number
   disruptions: number
+  /**
+   * The share of the run during which a node was held to l1.ttl (its disruptions' faults and windows),
+   * averaged over the nodes: the rest of the time every read of it is held to the propagation bound.
+   */
+  disruptedShare: number
   judged: Judged
   violations: Violation[]
 }
@@ -120,7 +125,8 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
   const random = mulberry32(options.seed ?? 1)
   const history: Op[] = []
   const disruptions: DisruptionRecord[] = []
-  const deadline = now() + durationMs
+  const began = now()
+  const deadline = began + durationMs
   let seq = 0
 
   async function worker(node: number): Promise<void> {
@@ -196,9 +202,43 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
     writes: history.filter((op) => op.kind !== 'get').length,
     degradedWrites: history.filter((op) => op.kind !== 'get' && op.degraded).length,
     disruptions: disruptions.length,
+    disruptedShare: disruptedShare(
+      nodes.length,
+      disruptions,
+      began,
+      now(),
+      options.disruptionWindowMs ?? options.l1TtlMs,
+    ),
     judged,
     violations,
   }
+}
+
+/** See CheckerReport.disruptedShare. */
+function disruptedShare(
+  nodeCount: number,
+  disruptions: readonly DisruptionRecord[],
+  from: number,
+  to: number,
+  windowMs: number,
+): number {
+  let total = 0
+  for (let node = 0; node < nodeCount; node++) {
+    const spans = disruptions
+      .filter((d) => d.nodes === undefined || d.nodes.includes(node))
+      .map((d) => [Math.max(from, d.at), Math.min(to, d.at + (d.durationMs ?? 0) + windowMs)] as const)
+      .sort((a, b) => a[0] - b[0])
+    let covered = 0
+    let reach = from
+    for (const [start, end] of spans) {
+      if (end > reach) {
+        covered += end - Math.max(start, reach)
+        reach = end
+      }
+    }
+    total += covered / (to - from)
+  }
+  return total / nodeCount
 }
 
 /** True if `op` invalidates what a write of `key` stored. */
