@@ -60,6 +60,12 @@ const WINDOW = 0
 const PROBATION = 1
 const PROTECTED = 2
 
+/** Internal construction options (benchmarks and tests; not reachable through the public options). */
+export interface TinyLfuOptions {
+  /** Whether the window/main split adapts at run time. @default true (false: today's fixed 1% window) */
+  adaptive?: boolean
+}
+
 export class TinyLfuPolicy implements Policy {
   private readonly store: SlotStore<unknown>
   private readonly host: EvictionHost
@@ -74,9 +80,11 @@ export class TinyLfuPolicy implements Policy {
   private readonly windowMaxBytes: number
   private readonly protectedMaxEntries: number
   private readonly protectedMaxBytes: number
+  private readonly adaptive: boolean
 
-  constructor(context: PolicyContext) {
+  constructor(context: PolicyContext, options: TinyLfuOptions = {}) {
     const { store, maxEntries, maxBytes } = context
+    this.adaptive = options.adaptive ?? true
     this.store = store
     this.host = context.host
     this.random = context.random
