@@ -31,6 +31,7 @@
  */
 import { FrequencySketch, hashKey } from '../frequency-sketch.js'
 import { NIL, SlotList, type SlotStore } from '../slots.js'
+import { WindowClimber } from '../window-climber.js'
 import type { EvictionHost, Policy, PolicyContext } from './policy.js'
 
 /** Share of the capacity given to the admission window (Caffeine's initial and the paper's default). */
@@ -41,6 +42,8 @@ const PROTECTED_FRACTION = 0.8
 const ADMIT_HASHDOS_THRESHOLD = 6
 /** Odds of that random admission: 1 in 128 (Caffeine's `(random & 127) == 0`). */
 const ADMIT_RANDOM_ODDS = 1 / 128
+/** Most entries one adjustment moves between segments per write (Caffeine: QUEUE_TRANSFER_THRESHOLD, 1,000). */
+const TRANSFER_BATCH = 64
 
 /*
  * Per-slot policy words, in the store's links array next to the slot's list links (SlotStore.links):
@@ -64,6 +67,8 @@ const PROTECTED = 2
 export interface TinyLfuOptions {
   /** Whether the window/main split adapts at run time. @default true (false: today's fixed 1% window) */
   adaptive?: boolean
+  /** Initial share of the capacity given to the window. @default WINDOW_FRACTION */
+  windowFraction?: number
 }
 
 export class TinyLfuPolicy implements Policy {
@@ -76,11 +81,19 @@ export class TinyLfuPolicy implements Policy {
   private readonly protected: SlotList
   private readonly seed: number
   private readonly boundedByEntries: boolean
-  private readonly windowMaxEntries: number
-  private readonly windowMaxBytes: number
-  private readonly protectedMaxEntries: number
-  private readonly protectedMaxBytes: number
+  private windowMaxEntries: number
+  private windowMaxBytes: number
+  private protectedMaxEntries: number
+  private protectedMaxBytes: number
+  private readonly maxEntries: number
+  private readonly maxBytes: number
   private readonly adaptive: boolean
+  private readonly climber: WindowClimber
+  /** Set once the tier first evicted: the climber samples only a full cache. */
+  private full = false
+  /** What is left to move for the current adjustment: entries and bytes, > 0 growing the window. */
+  private pendingEntries = 0
+  private pendingBytes = 0
 
   constructor(context: PolicyContext, options: TinyLfuOptions = {}) {
     const { store, maxEntries, maxBytes } = context
@@ -93,13 +106,17 @@ export class TinyLfuPolicy implements Policy {
     this.probation = new SlotList(store)
     this.protected = new SlotList(store)
     // Each bound is split the same way; an absent bound (Infinity) stays Infinity in every segment.
-    this.windowMaxEntries = Math.max(1, Math.floor(maxEntries * WINDOW_FRACTION))
-    this.windowMaxBytes = maxBytes * WINDOW_FRACTION
+    const windowFraction = options.windowFraction ?? WINDOW_FRACTION
+    this.windowMaxEntries = Math.max(1, Math.floor(maxEntries * windowFraction))
+    this.windowMaxBytes = maxBytes * windowFraction
     this.protectedMaxEntries = Math.floor((maxEntries - this.windowMaxEntries) * PROTECTED_FRACTION)
     this.protectedMaxBytes = (maxBytes - this.windowMaxBytes) * PROTECTED_FRACTION
     this.boundedByEntries = maxEntries !== Number.POSITIVE_INFINITY
     // Bounded by bytes only: size the sketch by the slots in use, and grow it with them.
     this.sketch = new FrequencySketch(this.boundedByEntries ? maxEntries : store.capacity)
+    this.maxEntries = maxEntries
+    this.maxBytes = maxBytes
+    this.climber = new WindowClimber(this.sketch.capacity)
   }
 
   onInsert(slot: number): void {
@@ -108,10 +125,12 @@ export class TinyLfuPolicy implements Policy {
     this.store.links[4 * slot + META] = WINDOW
     this.record(slot)
     this.window.pushTail(slot)
+    this.climber.misses++
   }
 
   /** Applies a batch of hits: count each in the sketch, then move it in its segment. */
   onHits(slots: Int32Array, count: number): void {
+    this.climber.hits += count
     for (let i = 0; i < count; i++) {
       const slot = slots[i]!
       this.record(slot)
@@ -165,9 +184,18 @@ export class TinyLfuPolicy implements Policy {
    * left, victims are evicted directly (probation, then protected, then window).
    */
   evict(): void {
+    this.evictToBounds()
+    if (this.adaptive) this.climb()
+  }
+
+  private evictToBounds(): void {
     let candidates = this.evictFromWindow()
     const host = this.host
     if (!host.overBounds()) return
+    if (!this.full) {
+      this.full = true
+      this.climber.resetSample()
+    }
     const links = this.store.links
     let candidate = candidates > 0 ? this.probation.tail : NIL
     while (host.overBounds()) {
@@ -193,7 +221,90 @@ export class TinyLfuPolicy implements Policy {
   }
 
   grow(capacity: number): void {
-    if (!this.boundedByEntries) this.sketch.ensureCapacity(capacity)
+    if (!this.boundedByEntries) {
+      this.sketch.ensureCapacity(capacity)
+      this.climber.resize(this.sketch.capacity)
+    }
+  }
+
+  /** Runs the climber (when a sample is complete) and moves one bounded batch of a pending adjustment. */
+  private climb(): void {
+    if (!this.full) {
+      this.climber.resetSample()
+      return
+    }
+    if (this.pendingEntries === 0) {
+      const share = this.climber.climb()
+      if (share === 0) return
+      this.pendingEntries = share * this.maxEntries
+      this.pendingBytes = share * this.maxBytes
+      if (this.pendingEntries === 0) return
+    }
+    if (this.pendingEntries > 0) this.increaseWindow()
+    else this.decreaseWindow()
+  }
+
+  /**
+   * Grows the window by moving main's least valuable entries into it (probation's oldest, then protected's),
+   * at most TRANSFER_BATCH per call; the window's bounds grow and protected's shrink by what moved.
+   */
+  private increaseWindow(): void {
+    const sizes = this.store.sizes
+    let moved = 0
+    for (; moved < TRANSFER_BATCH; moved++) {
+      let slot = this.probation.head
+      if (slot === NIL) slot = this.protected.head
+      if (slot === NIL) break
+      const size = sizes[slot]!
+      if (
+        this.pendingEntries < 1 ||
+        this.pendingBytes < size ||
+        this.protectedMaxEntries < 1 ||
+        this.protectedMaxBytes < size
+      ) {
+        this.pendingEntries = 0
+        break
+      }
+      this.listOf(slot).unlink(slot)
+      this.window.pushTail(slot)
+      this.setSegment(slot, WINDOW)
+      this.pendingEntries--
+      this.pendingBytes -= size
+      this.windowMaxEntries++
+      this.windowMaxBytes += size
+      this.protectedMaxEntries--
+      this.protectedMaxBytes -= size
+    }
+    if (moved === 0) this.pendingEntries = 0
+    this.demote()
+  }
+
+  /** Shrinks the window by moving its oldest entries to probation, at most TRANSFER_BATCH per call. */
+  private decreaseWindow(): void {
+    const sizes = this.store.sizes
+    let moved = 0
+    for (; moved < TRANSFER_BATCH; moved++) {
+      const slot = this.window.head
+      if (slot === NIL || this.windowMaxEntries <= 1) {
+        this.pendingEntries = 0
+        break
+      }
+      const size = sizes[slot]!
+      if (-this.pendingEntries < 1 || -this.pendingBytes < size) {
+        this.pendingEntries = 0
+        break
+      }
+      this.window.unlink(slot)
+      this.probation.pushTail(slot)
+      this.setSegment(slot, PROBATION)
+      this.pendingEntries++
+      this.pendingBytes += size
+      this.windowMaxEntries--
+      this.windowMaxBytes -= size
+      this.protectedMaxEntries++
+      this.protectedMaxBytes += size
+    }
+    if (moved === 0) this.pendingEntries = 0
   }
 
   clear(): void {
