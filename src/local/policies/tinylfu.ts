@@ -10,10 +10,22 @@
  * churns only the window and dies at admission, while a popular key keeps its place; the window lets
  * a new key collect a few hits before it has to prove itself.
  *
+ * Adaptive window: no window size suits every workload. A 1% window is near the best on frequency-skewed
+ * traffic (Zipf, scans, loops), but on recency-biased traffic (keys used a few times soon after their
+ * first use, then never) it rejects exactly the keys that matter and loses most of LRU's hit ratio; there
+ * the best window is nearly the whole cache. So the window's share of the capacity moves at run time
+ * between 1 entry and 100% (main empty: plain LRU). It starts at 1%; WindowSim (window-sim.ts) replays a
+ * sample of the keys through miniature caches, one per candidate share, and names the share to move to.
+ * The tier walks there in bounded steps: each write moves the share by at most TRANSFER_BATCH entries'
+ * worth, then evicts as usual, so a shrinking window spills its oldest entries to probation as candidates
+ * and a shrinking protected segment demotes its oldest, never more than about TRANSFER_BATCH entries per
+ * write. Protected keeps 80% of whatever main has. With `adaptive: false` (a benchmark reference) the
+ * share stays where it started.
+ *
  * Invariants (checked by check()): every live slot is on exactly one of window / probation /
  * protected, and its segment bits say which; after evict() returns, the tier is within maxEntries and
- * maxBytes and the window within its share (unless the window is the only place left to evict from);
- * after a hit, protected is within its share.
+ * maxBytes, the window within its share (unless the window is the only place left to evict from) and
+ * protected within 80% of the rest; after a hit, protected is within its share; the share is in [0, 1].
  *
  * Hash flooding: an attacker who makes a victim look hot (colliding keys raise its counters) could
  * keep every candidate out. As in Caffeine, a candidate that is warm (frequency >= 6) but not hotter
@@ -23,18 +35,21 @@
  * concurrency to absorb). Each hit costs a sketch increment only until the key's 4 counters are
  * saturated; from then until the next halving it is a list move, as in LRU (see SATURATION below).
  *
- * Not done (vs Caffeine): the window is a fixed 1% (Caffeine adapts it by hill climbing).
+ * Hits of sampled keys (1 in R, see WindowSim) are also replayed through the minis: one hash test per
+ * hit, and R is about capacity / 256, so a large cache pays it rarely; nothing is allocated.
  *
  * Sources: Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient Cache Admission Policy", ACM
  * Transactions on Storage 13(4), 2017 (W-TinyLFU, section 4); Caffeine's BoundedLocalCache.java
- * (evictFromWindow, evictFromMain, admit, onAccess) by Ben Manes.
+ * (evictFromWindow, evictFromMain, admit, onAccess; increaseWindow / decreaseWindow for moving the
+ * split in bounded batches) by Ben Manes; Einziger, Eytan, Friedman & Manes, "Adaptive Software Cache
+ * Management" (Middleware 2018) for adapting the window.
  */
 import { FrequencySketch, hashKey } from '../frequency-sketch.js'
 import { NIL, SlotList, type SlotStore } from '../slots.js'
-import { WindowClimber } from '../window-climber.js'
+import { SHARES, WindowSim } from '../window-sim.js'
 import type { EvictionHost, Policy, PolicyContext } from './policy.js'
 
-/** Share of the capacity given to the admission window (Caffeine's initial and the paper's default). */
+/** Initial share of the capacity given to the admission window (Caffeine's initial and the paper's default). */
 const WINDOW_FRACTION = 0.01
 /** Share of the main space (capacity minus window) reserved for protected entries, as in Caffeine. */
 const PROTECTED_FRACTION = 0.8
@@ -42,7 +57,10 @@ const PROTECTED_FRACTION = 0.8
 const ADMIT_HASHDOS_THRESHOLD = 6
 /** Odds of that random admission: 1 in 128 (Caffeine's `(random & 127) == 0`). */
 const ADMIT_RANDOM_ODDS = 1 / 128
-/** Most entries one adjustment moves between segments per write (Caffeine: QUEUE_TRANSFER_THRESHOLD, 1,000). */
+/**
+ * Most entries' worth the window's share moves per write, so one write moves at most about this many
+ * entries between segments (Caffeine moves up to QUEUE_TRANSFER_THRESHOLD = 1,000 per maintenance run).
+ */
 const TRANSFER_BATCH = 64
 
 /*
@@ -81,23 +99,23 @@ export class TinyLfuPolicy implements Policy {
   private readonly protected: SlotList
   private readonly seed: number
   private readonly boundedByEntries: boolean
-  private windowMaxEntries: number
-  private windowMaxBytes: number
-  private protectedMaxEntries: number
-  private protectedMaxBytes: number
   private readonly maxEntries: number
   private readonly maxBytes: number
-  private readonly adaptive: boolean
-  private readonly climber: WindowClimber
-  /** Set once the tier first evicted: the climber samples only a full cache. */
-  private full = false
-  /** What is left to move for the current adjustment: entries and bytes, > 0 growing the window. */
-  private pendingEntries = 0
-  private pendingBytes = 0
+  /** Segment bounds, derived from `share` by setShare(). */
+  private windowMaxEntries = 0
+  private windowMaxBytes = 0
+  private protectedMaxEntries = 0
+  private protectedMaxBytes = 0
+  /** The window's share of the capacity now, and the one the simulation chose (adaptive only). */
+  private share: number
+  private targetShare: number
+  /** The miniature simulations that choose the share; undefined when the window is fixed. */
+  private sim: WindowSim | undefined
+  /** sim.sampleMask, kept here for the hit path. */
+  private sampleMask = 0
 
   constructor(context: PolicyContext, options: TinyLfuOptions = {}) {
     const { store, maxEntries, maxBytes } = context
-    this.adaptive = options.adaptive ?? true
     this.store = store
     this.host = context.host
     this.random = context.random
@@ -105,37 +123,45 @@ export class TinyLfuPolicy implements Policy {
     this.window = new SlotList(store)
     this.probation = new SlotList(store)
     this.protected = new SlotList(store)
-    // Each bound is split the same way; an absent bound (Infinity) stays Infinity in every segment.
-    const windowFraction = options.windowFraction ?? WINDOW_FRACTION
-    this.windowMaxEntries = Math.max(1, Math.floor(maxEntries * windowFraction))
-    this.windowMaxBytes = maxBytes * windowFraction
-    this.protectedMaxEntries = Math.floor((maxEntries - this.windowMaxEntries) * PROTECTED_FRACTION)
-    this.protectedMaxBytes = (maxBytes - this.windowMaxBytes) * PROTECTED_FRACTION
+    this.maxEntries = maxEntries
+    this.maxBytes = maxBytes
     this.boundedByEntries = maxEntries !== Number.POSITIVE_INFINITY
     // Bounded by bytes only: size the sketch by the slots in use, and grow it with them.
     this.sketch = new FrequencySketch(this.boundedByEntries ? maxEntries : store.capacity)
-    this.maxEntries = maxEntries
-    this.maxBytes = maxBytes
-    this.climber = new WindowClimber(this.sketch.capacity)
+    this.share = options.windowFraction ?? WINDOW_FRACTION
+    this.targetShare = this.share
+    this.setShare(this.share)
+    if (options.adaptive ?? true) this.startSim()
   }
 
   onInsert(slot: number): void {
+    const links = this.store.links
     const hash = hashKey(this.store.keys[slot]!, this.seed)
-    this.store.links[4 * slot + HASH] = hash
-    this.store.links[4 * slot + META] = WINDOW
+    links[4 * slot + HASH] = hash
+    links[4 * slot + META] = WINDOW
     this.record(slot)
     this.window.pushTail(slot)
-    this.climber.misses++
+    const sim = this.sim
+    if (sim !== undefined && (hash & this.sampleMask) === 0 && sim.access(hash)) this.decided(sim)
   }
 
   /** Applies a batch of hits: count each in the sketch, then move it in its segment. */
   onHits(slots: Int32Array, count: number): void {
-    this.climber.hits += count
+    const sim = this.sim
+    const links = this.store.links
+    const mask = this.sampleMask
     for (let i = 0; i < count; i++) {
       const slot = slots[i]!
       this.record(slot)
       this.reorder(slot)
+      if (sim !== undefined && (links[4 * slot + HASH]! & mask) === 0 && sim.access(links[4 * slot + HASH]!))
+        this.decided(sim)
     }
+  }
+
+  /** The simulation closed a period: aim the window at the share of its best mini. */
+  private decided(sim: WindowSim): void {
+    this.targetShare = SHARES[sim.best]!
   }
 
   /** Counts one access to the slot's key in the sketch (skipped while it is known to be saturated). */
@@ -165,7 +191,6 @@ export class TinyLfuPolicy implements Policy {
     if (this.protectedOver()) this.demote()
   }
 
-  /** A write is an access (as in Caffeine); the segment's byte total follows the new size. */
   onUpdate(slot: number, oldSize: number): void {
     this.listOf(slot).resized(slot, oldSize)
     this.record(slot)
@@ -178,24 +203,23 @@ export class TinyLfuPolicy implements Policy {
   }
 
   /**
-   * Caffeine's evictFromWindow + evictFromMain. Window overflow moves to probation's tail; those
-   * moved entries are the candidates, taken newest first. While over the bounds, each candidate meets
-   * the current victim (probation's head) and the less frequent one is evicted. With no candidate
-   * left, victims are evicted directly (probation, then protected, then window).
+   * Walks the window one bounded step towards its target share, then Caffeine's evictFromWindow +
+   * evictFromMain. Window overflow moves to probation's tail; those moved entries are the candidates,
+   * taken newest first. While over the bounds, each candidate meets the current victim (probation's head)
+   * and the less frequent one is evicted. With no candidate left, victims are evicted directly
+   * (probation, then protected, then window). Last, protected's overflow (if the step shrank it) is
+   * demoted.
    */
   evict(): void {
+    if (this.share !== this.targetShare) this.stepShare()
     this.evictToBounds()
-    if (this.adaptive) this.climb()
+    if (this.protectedOver()) this.demote()
   }
 
   private evictToBounds(): void {
     let candidates = this.evictFromWindow()
     const host = this.host
     if (!host.overBounds()) return
-    if (!this.full) {
-      this.full = true
-      this.climber.resetSample()
-    }
     const links = this.store.links
     let candidate = candidates > 0 ? this.probation.tail : NIL
     while (host.overBounds()) {
@@ -220,91 +244,47 @@ export class TinyLfuPolicy implements Policy {
     }
   }
 
-  grow(capacity: number): void {
-    if (!this.boundedByEntries) {
-      this.sketch.ensureCapacity(capacity)
-      this.climber.resize(this.sketch.capacity)
-    }
-  }
-
-  /** Runs the climber (when a sample is complete) and moves one bounded batch of a pending adjustment. */
-  private climb(): void {
-    if (!this.full) {
-      this.climber.resetSample()
-      return
-    }
-    if (this.pendingEntries === 0) {
-      const share = this.climber.climb()
-      if (share === 0) return
-      this.pendingEntries = share * this.maxEntries
-      this.pendingBytes = share * this.maxBytes
-      if (this.pendingEntries === 0) return
-    }
-    if (this.pendingEntries > 0) this.increaseWindow()
-    else this.decreaseWindow()
-  }
-
   /**
-   * Grows the window by moving main's least valuable entries into it (probation's oldest, then protected's),
-   * at most TRANSFER_BATCH per call; the window's bounds grow and protected's shrink by what moved.
+   * Moves the share at most TRANSFER_BATCH entries' worth towards the target, so one write never moves
+   * more than about TRANSFER_BATCH entries between segments (the window's overflow, or protected's).
    */
-  private increaseWindow(): void {
-    const sizes = this.store.sizes
-    let moved = 0
-    for (; moved < TRANSFER_BATCH; moved++) {
-      let slot = this.probation.head
-      if (slot === NIL) slot = this.protected.head
-      if (slot === NIL) break
-      const size = sizes[slot]!
-      if (
-        this.pendingEntries < 1 ||
-        this.pendingBytes < size ||
-        this.protectedMaxEntries < 1 ||
-        this.protectedMaxBytes < size
-      ) {
-        this.pendingEntries = 0
-        break
-      }
-      this.listOf(slot).unlink(slot)
-      this.window.pushTail(slot)
-      this.setSegment(slot, WINDOW)
-      this.pendingEntries--
-      this.pendingBytes -= size
-      this.windowMaxEntries++
-      this.windowMaxBytes += size
-      this.protectedMaxEntries--
-      this.protectedMaxBytes -= size
-    }
-    if (moved === 0) this.pendingEntries = 0
-    this.demote()
+  private stepShare(): void {
+    const most = TRANSFER_BATCH / this.sketch.capacity
+    const gap = this.targetShare - this.share
+    this.setShare(Math.abs(gap) <= most ? this.targetShare : this.share + Math.sign(gap) * most)
   }
 
-  /** Shrinks the window by moving its oldest entries to probation, at most TRANSFER_BATCH per call. */
-  private decreaseWindow(): void {
-    const sizes = this.store.sizes
-    let moved = 0
-    for (; moved < TRANSFER_BATCH; moved++) {
-      const slot = this.window.head
-      if (slot === NIL || this.windowMaxEntries <= 1) {
-        this.pendingEntries = 0
-        break
-      }
-      const size = sizes[slot]!
-      if (-this.pendingEntries < 1 || -this.pendingBytes < size) {
-        this.pendingEntries = 0
-        break
-      }
-      this.window.unlink(slot)
-      this.probation.pushTail(slot)
-      this.setSegment(slot, PROBATION)
-      this.pendingEntries++
-      this.pendingBytes += size
-      this.windowMaxEntries--
-      this.windowMaxBytes -= size
-      this.protectedMaxEntries++
-      this.protectedMaxBytes += size
+  /** Sets the window's share of each bound, and protected's share of what is left (an absent bound stays Infinity). */
+  private setShare(share: number): void {
+    this.share = share
+    const entries = this.maxEntries
+    const bytes = this.maxBytes
+    if (entries === Number.POSITIVE_INFINITY) {
+      this.windowMaxEntries = entries
+      this.protectedMaxEntries = entries
+    } else {
+      this.windowMaxEntries = Math.min(entries, Math.max(1, Math.floor(entries * share)))
+      this.protectedMaxEntries = Math.floor((entries - this.windowMaxEntries) * PROTECTED_FRACTION)
     }
-    if (moved === 0) this.pendingEntries = 0
+    if (bytes === Number.POSITIVE_INFINITY) {
+      this.windowMaxBytes = bytes
+      this.protectedMaxBytes = bytes
+    } else {
+      this.windowMaxBytes = bytes * share
+      this.protectedMaxBytes = (bytes - this.windowMaxBytes) * PROTECTED_FRACTION
+    }
+  }
+
+  private startSim(): void {
+    this.sim = new WindowSim(this.sketch.capacity, this.sketch, this.share)
+    this.sampleMask = this.sim.sampleMask
+  }
+
+  grow(capacity: number): void {
+    if (this.boundedByEntries) return
+    this.sketch.ensureCapacity(capacity)
+    // The minis are sized by the sketch's capacity: start them again at the new size.
+    if (this.sim !== undefined) this.startSim()
   }
 
   clear(): void {
@@ -330,7 +310,37 @@ export class TinyLfuPolicy implements Policy {
       }
     }
     if (this.protectedOver()) throw new Error('tinylfu: protected segment over its share')
+    const window = this.window
+    if (window.count > this.windowMaxEntries || window.bytes > this.windowMaxBytes + 1e-6)
+      throw new Error('tinylfu: window over its share')
+    if (!(this.share >= 0 && this.share <= 1 && this.targetShare >= 0 && this.targetShare <= 1))
+      throw new Error(`tinylfu: share ${this.share}, target ${this.targetShare}`)
+    this.sim?.check()
     return all
+  }
+
+  /** The window's share now and its target, and the segment bounds they give (tests and diagnostics). */
+  adaptation(): {
+    share: number
+    target: number
+    windowMaxEntries: number
+    windowMaxBytes: number
+    protectedMaxEntries: number
+    protectedMaxBytes: number
+  } {
+    return {
+      share: this.share,
+      target: this.targetShare,
+      windowMaxEntries: this.windowMaxEntries,
+      windowMaxBytes: this.windowMaxBytes,
+      protectedMaxEntries: this.protectedMaxEntries,
+      protectedMaxBytes: this.protectedMaxBytes,
+    }
+  }
+
+  /** The simulation's scores by share, or undefined when the window is fixed (tests and diagnostics). */
+  scoreboard(): { share: number; fast: number; slow: number }[] | undefined {
+    return this.sim?.scoreboard()
   }
 
   /** Segment sizes, for tests and diagnostics. */
