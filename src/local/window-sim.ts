@@ -142,7 +142,7 @@ export class WindowSim {
 
   /**
    * Replays one access of a sampled key (the caller checks `(hash & sampleMask) === 0`, and has already
-   * counted the access in the sketch). Returns true when a decision was made (read `best`).
+   * counted the access in the sketch). Returns true when the decision changed (read `best`).
    */
   access(hash: number): boolean {
     for (let mini = 0; mini < this.minis; mini++) this.accessMini(mini, hash)
@@ -156,8 +156,9 @@ export class WindowSim {
     }
     if (++this.accesses < this.period) return false
     this.accesses = 0
+    const before = this.best
     this.decide()
-    return true
+    return this.best !== before
   }
 
   /**

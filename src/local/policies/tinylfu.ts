@@ -159,7 +159,7 @@ export class TinyLfuPolicy implements Policy {
     }
   }
 
-  /** The simulation closed a period: aim the window at the share of its best mini. */
+  /** The simulation changed its mind: aim the window at the share of its best mini. */
   private decided(sim: WindowSim): void {
     this.targetShare = SHARES[sim.best]!
   }
@@ -336,6 +336,11 @@ export class TinyLfuPolicy implements Policy {
       protectedMaxEntries: this.protectedMaxEntries,
       protectedMaxBytes: this.protectedMaxBytes,
     }
+  }
+
+  /** Sets the share the window walks to, as a decision of the simulation would (tests only). */
+  aimAt(share: number): void {
+    this.targetShare = Math.min(1, Math.max(0, share))
   }
 
   /** The simulation's scores by share, or undefined when the window is fixed (tests and diagnostics). */
