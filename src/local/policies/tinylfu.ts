@@ -66,16 +66,19 @@ const TRANSFER_BATCH = 64
 /*
  * Per-slot policy words, in the store's links array next to the slot's list links (SlotStore.links):
  * - links[4 * slot + HASH]: the key's seeded hash (hashKey), computed once on insert: hits never hash;
- * - links[4 * slot + META]: bits 0-1 the segment (WINDOW, PROBATION, PROTECTED), bits 2-31 the
- *   SATURATION mark: (sketch.epoch + 1) mod 2^30 when the key's 4 counters were last found all at 15,
+ * - links[4 * slot + META]: bits 0-1 the segment (WINDOW, PROBATION, PROTECTED), bit 2 SAMPLED (the key
+ *   takes part in the window simulation: set on insert, so a hit tests a bit of a word it reads anyway),
+ *   bits 3-31 the SATURATION mark: (sketch.epoch + 1) mod 2^29 when the key's 4 counters were last found all at 15,
  *   else 0. While the mark is current an increment would change nothing (counters only go down when
  *   the epoch moves), so a hit skips the sketch: hot keys, which take most hits, then cost no sketch
  *   access at all. Exact: the sketch ends up the same as if every hit were counted.
  */
 const HASH = 2
 const META = 3
-/** Saturation marks keep 30 bits (the low 2 hold the segment); they wrap after 2^30 sketch epochs. */
-const MARK_MASK = 0x3fffffff
+/** Saturation marks keep 29 bits (the low 3 hold the segment and SAMPLED); they wrap after 2^29 sketch epochs. */
+const MARK_MASK = 0x1fffffff
+const MARK_SHIFT = 3
+const SAMPLED = 4
 
 const WINDOW = 0
 const PROBATION = 1
@@ -111,7 +114,7 @@ export class TinyLfuPolicy implements Policy {
   private targetShare: number
   /** The miniature simulations that choose the share; undefined when the window is fixed. */
   private sim: WindowSim | undefined
-  /** sim.sampleMask, kept here for the hit path. */
+  /** sim.sampleMask: a key is sampled when (hash & sampleMask) === 0. */
   private sampleMask = 0
 
   constructor(context: PolicyContext, options: TinyLfuOptions = {}) {
@@ -138,30 +141,40 @@ export class TinyLfuPolicy implements Policy {
     const links = this.store.links
     const hash = hashKey(this.store.keys[slot]!, this.seed)
     links[4 * slot + HASH] = hash
-    links[4 * slot + META] = WINDOW
+    const sampled = this.sim !== undefined && (hash & this.sampleMask) === 0
+    links[4 * slot + META] = sampled ? WINDOW | SAMPLED : WINDOW
     this.record(slot)
     this.window.pushTail(slot)
-    const sim = this.sim
-    if (sim !== undefined && (hash & this.sampleMask) === 0 && sim.access(hash)) this.decided(sim)
+    if (sampled) this.simulate(hash)
   }
 
-  /** Applies a batch of hits: count each in the sketch, then move it in its segment. */
+  /**
+   * Applies a batch of hits: count each in the sketch, move it in its segment, and replay it in the
+   * window simulation if its key is sampled. record() and reorder() written out, so that the slot's
+   * policy word is read once per hit.
+   */
   onHits(slots: Int32Array, count: number): void {
-    const sim = this.sim
     const links = this.store.links
-    const mask = this.sampleMask
+    const sketch = this.sketch
     for (let i = 0; i < count; i++) {
       const slot = slots[i]!
-      this.record(slot)
-      this.reorder(slot)
-      if (sim !== undefined && (links[4 * slot + HASH]! & mask) === 0 && sim.access(links[4 * slot + HASH]!))
-        this.decided(sim)
+      const meta = links[4 * slot + META]!
+      const mark = (sketch.epoch + 1) & MARK_MASK
+      if (meta >>> MARK_SHIFT !== mark && !sketch.increment(links[4 * slot + HASH]!)) {
+        links[4 * slot + META] = (mark << MARK_SHIFT) | (meta & 7)
+      }
+      const segment = meta & 3
+      if (segment === PROTECTED) this.protected.moveToTail(slot)
+      else if (segment === WINDOW) this.window.moveToTail(slot)
+      else this.promote(slot)
+      if ((meta & SAMPLED) !== 0) this.simulate(links[4 * slot + HASH]!)
     }
   }
 
-  /** The simulation changed its mind: aim the window at the share of its best mini. */
-  private decided(sim: WindowSim): void {
-    this.targetShare = SHARES[sim.best]!
+  /** Replays an access of a sampled key in the simulation; if it changes its mind, aims the window there. */
+  private simulate(hash: number): void {
+    const sim = this.sim!
+    if (sim.access(hash)) this.targetShare = SHARES[sim.best]!
   }
 
   /** Counts one access to the slot's key in the sketch (skipped while it is known to be saturated). */
@@ -170,8 +183,8 @@ export class TinyLfuPolicy implements Policy {
     const sketch = this.sketch
     const mark = (sketch.epoch + 1) & MARK_MASK
     const meta = links[4 * slot + META]!
-    if (meta >>> 2 !== mark && !sketch.increment(links[4 * slot + HASH]!)) {
-      links[4 * slot + META] = (mark << 2) | (meta & 3)
+    if (meta >>> MARK_SHIFT !== mark && !sketch.increment(links[4 * slot + HASH]!)) {
+      links[4 * slot + META] = (mark << MARK_SHIFT) | (meta & 7)
     }
   }
 
@@ -283,8 +296,17 @@ export class TinyLfuPolicy implements Policy {
   grow(capacity: number): void {
     if (this.boundedByEntries) return
     this.sketch.ensureCapacity(capacity)
-    // The minis are sized by the sketch's capacity: start them again at the new size.
-    if (this.sim !== undefined) this.startSim()
+    // The minis are sized by the sketch's capacity: start them again at the new size, and mark the keys
+    // of the new sample (the store just grew, an O(n) copy, so one more pass costs little more).
+    if (this.sim === undefined) return
+    this.startSim()
+    const links = this.store.links
+    for (const list of [this.window, this.probation, this.protected]) {
+      for (let slot = list.head; slot !== NIL; slot = links[4 * slot + 1]!) {
+        const sampled = (links[4 * slot + HASH]! & this.sampleMask) === 0
+        links[4 * slot + META] = (links[4 * slot + META]! & ~SAMPLED) | (sampled ? SAMPLED : 0)
+      }
+    }
   }
 
   clear(): void {
@@ -304,8 +326,12 @@ export class TinyLfuPolicy implements Policy {
       for (const slot of list.check(`tinylfu ${name}`)) {
         if (this.segmentOf(slot) !== segment)
           throw new Error(`tinylfu: slot ${slot} on ${name} says ${this.segmentOf(slot)}`)
-        if (this.store.links[4 * slot + HASH] !== hashKey(this.store.keys[slot]!, this.seed))
+        const hash = this.store.links[4 * slot + HASH]!
+        if (hash !== hashKey(this.store.keys[slot]!, this.seed))
           throw new Error(`tinylfu: stale hash at ${slot}`)
+        const sampled = this.sim !== undefined && (hash & this.sampleMask) === 0
+        if (((this.store.links[4 * slot + META]! & SAMPLED) !== 0) !== sampled)
+          throw new Error(`tinylfu: sample mark of slot ${slot} is wrong`)
         all.push(slot)
       }
     }
