@@ -4,13 +4,15 @@
  * Idea: the best split between the window (recency) and the main space (frequency) depends on the
  * workload, and the cache can only be in one configuration at a time. So a few miniature W-TinyLFU caches
  * run beside it, each with a different fixed window share, on a spatial sample of the keys: a key takes
- * part when the top `sampleBits` bits of its hash are zero (1 key in R = 2^sampleBits), and each mini
+ * part when the top log2(R) bits of its hash are zero (1 key in R, a power of two), and each mini
  * holds capacity / R entries. Sampling by key keeps every access of a sampled key, so a mini's hit ratio
  * estimates that of a full-size cache with its window share (SHARDS). The minis store key hashes only, no
  * values, and share the real cache's frequency sketch: a sampled key's counts are the same in the sampled
- * stream, and the sketch ages over the same number of accesses per entry. Every `period` sampled accesses
- * the hit counts are folded into decayed scores and the share of the best-scoring mini becomes the
- * target; the tier then walks its window to it in bounded steps (tinylfu.ts).
+ * stream, and the sketch ages over the same number of accesses per entry. Once the minis are full, every
+ * `period` sampled accesses their hits are folded into a fast- and a slow-decaying score, and the best
+ * mini's share becomes the target only when it leads the current one by Z standard deviations (so the
+ * window holds still when shares tie, as 0-5% do on Zipf traffic). The tier then walks its window to the
+ * target in bounded steps (tinylfu.ts).
  *
  * Why not the hit-rate hill climber (Caffeine's climb()): it learns the direction from the change in hit
  * rate between samples of 10 x capacity requests, one step per sample. On recency-biased traces the best
@@ -26,6 +28,7 @@
  *
  * Invariants (check()): in each mini, every used slot but the free one is on exactly one of its three
  * lists and in its hash table, counts match the lists, and window / protected are within their bounds.
+ * Deterministic: the sample comes from the tier's seeded key hashes, and nothing else is random.
  *
  * Sources: Waldspurger, Saemundsson, Ahmad & Park, "Cache Modeling and Optimization using Miniature
  * Simulations" (USENIX ATC 2017); Waldspurger et al., "Efficient MRC Construction with SHARDS" (FAST 2015);
@@ -64,7 +67,7 @@ const PROTECTED = 2
 const NIL = -1
 
 export class WindowSim {
-  /** Hash bits that must be zero for a key to be sampled: the top `sampleBits` of them. */
+  /** A key is sampled when (hash & sampleMask) === 0: its top log2(R) bits are zero (0: every key). */
   readonly sampleMask: number
   /** Entries per mini. */
   readonly size: number
