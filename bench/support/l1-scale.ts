@@ -95,7 +95,10 @@ export function printScaleTable(): void {
       ],
       { encoding: 'utf8', maxBuffer: 1 << 24 },
     )
-    rows.push(JSON.parse(out.trim().split('\n').pop()!) as Row)
+    const row = JSON.parse(out.trim().split('\n').pop()!) as Row
+    rows.push(row)
+    // Progress on stderr, so a long run that is stopped still shows the sizes it measured.
+    console.error(JSON.stringify(row))
   }
   const first = rows[0]!
   const last = rows[rows.length - 1]!
