@@ -4,6 +4,8 @@
  * builds and fills its own cache before each of its rounds and drops it after, so every timed run has
  * only its own entries in memory (and, under --expose-gc, starts on a collected heap).
  * Run: npm run bench:l1
+ * With --scale (npm run bench:l1:scale) it prints the scale rows instead: ns per hit from 10k to 10M entries
+ * (bench/support/l1-scale.ts).
  */
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { BentoCache, bentostore } from 'bentocache'
@@ -13,9 +15,15 @@ import { LRUCache } from 'lru-cache'
 import { createCache } from '../src/index.js'
 import { LocalTier } from '../src/local/local-tier.js'
 import { type Contender, compare, formatOps, machineLine, markdownTable, ratio } from './support/harness.js'
+import { printScaleTable } from './support/l1-scale.js'
 import { mulberry32 } from './support/random.js'
 import { writeResults } from './support/results.js'
 import { zipfGenerator } from './support/zipf.js'
+
+if (process.argv.includes('--scale')) {
+  printScaleTable()
+  process.exit(0)
+}
 
 const KEYS = 100_000
 const CALLS = 1_000_000

@@ -1,6 +1,8 @@
 /**
  * Memory: bytes per entry for 1M small entries (key `key:<i>`, value a short string), each contender
- * measured in its own child process as the growth of the V8 heap (after full GCs) while filling it.
+ * measured in its own child process as the growth of the V8 heap (after full GCs) while filling it, and
+ * the growth of heap plus ArrayBuffer memory: typed arrays (the tier's slot arrays and sketch, lru-cache's
+ * links) live outside the V8 heap, so the first column leaves them out.
  * Run: npm run bench:memory
  */
 import { execFileSync } from 'node:child_process'
@@ -19,18 +21,19 @@ const CONTENDERS = [
 ] as const
 type Contender = (typeof CONTENDERS)[number]
 
-function heapUsed(): number {
+function used(): { heap: number; all: number } {
   const gc = (globalThis as { gc?: () => void }).gc
   if (!gc) throw new Error('run with node --expose-gc')
   for (let i = 0; i < 3; i++) gc()
-  return process.memoryUsage().heapUsed
+  const { heapUsed, arrayBuffers } = process.memoryUsage()
+  return { heap: heapUsed, all: heapUsed + arrayBuffers }
 }
 
-async function measure(name: Contender): Promise<number> {
+async function measure(name: Contender): Promise<{ heap: number; all: number }> {
   // Keys and values exist before the measurement: only the cache's own overhead is counted.
   const keys = Array.from({ length: ENTRIES }, (_, i) => `key:${i}`)
   const values = Array.from({ length: ENTRIES }, (_, i) => `v${i}`)
-  const before = heapUsed()
+  const before = used()
   let holder: unknown
   switch (name) {
     case 'lru-cache': {
@@ -57,30 +60,41 @@ async function measure(name: Contender): Promise<number> {
       break
     }
   }
-  const after = heapUsed()
+  const after = used()
   if (holder === undefined || keys.length !== values.length) throw new Error('unreachable')
-  return (after - before) / ENTRIES
+  return { heap: (after.heap - before.heap) / ENTRIES, all: (after.all - before.all) / ENTRIES }
 }
 
 const one = process.argv[2] as Contender | undefined
 if (one !== undefined) {
-  console.log(JSON.stringify({ bytesPerEntry: await measure(one) }))
+  console.log(JSON.stringify(await measure(one)))
   process.exit(0)
 }
 
 const self = fileURLToPath(import.meta.url)
 const rows: (string | number)[][] = []
-let base = 0
+let base = { heap: 0, all: 0 }
 for (const name of CONTENDERS) {
   const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', self, name], {
     encoding: 'utf8',
   })
-  const { bytesPerEntry } = JSON.parse(out.trim().split('\n').pop()!) as { bytesPerEntry: number }
-  if (name === 'lru-cache') base = bytesPerEntry
-  rows.push([name, Math.round(bytesPerEntry), `${(bytesPerEntry / base).toFixed(2)}×`])
+  const bytes = JSON.parse(out.trim().split('\n').pop()!) as { heap: number; all: number }
+  if (name === 'lru-cache') base = bytes
+  rows.push([
+    name,
+    Math.round(bytes.heap),
+    `${(bytes.heap / base.heap).toFixed(2)}×`,
+    Math.round(bytes.all),
+    `${(bytes.all / base.all).toFixed(2)}×`,
+  ])
 }
 console.log(`## Memory per entry\n`)
 console.log(
   `${ENTRIES.toLocaleString()} entries, short string keys and values (allocated before measuring), heap growth after full GC. ${machineLine()}.\n`,
 )
-console.log(markdownTable(['contender', 'bytes/entry', 'vs lru-cache'], rows))
+console.log(
+  markdownTable(
+    ['contender', 'V8 heap bytes/entry', 'vs lru-cache', 'heap + typed arrays bytes/entry', 'vs lru-cache'],
+    rows,
+  ),
+)

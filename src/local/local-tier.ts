@@ -92,7 +92,11 @@ export class LocalTier<V> {
     this.hitTimeResetScheduled = false
   }
 
-  constructor(options: LocalTierOptions<V>) {
+  /**
+   * `policyFactory` (internal: benchmarks and tests) builds the policy instead of `options.policy`, e.g. a
+   * TinyLFU with a fixed window as bench:hitrate's reference row. It is not part of the public options.
+   */
+  constructor(options: LocalTierOptions<V>, policyFactory?: (context: PolicyContext) => Policy) {
     if (options === null || typeof options !== 'object') {
       throw new InvalidOptionError('l1', `expected an options object, got ${describe(options)}`)
     }
@@ -172,13 +176,14 @@ export class LocalTier<V> {
       overBounds: () => this.index.size > this.maxEntries || this.totalBytes > this.maxBytes,
       evictSlot: (slot) => this.remove(slot, 'size'),
     }
-    this.policy = new POLICIES[policy]({
+    const context: PolicyContext = {
       store: this.store as SlotStore<unknown>,
       host,
       maxEntries: this.maxEntries,
       maxBytes: this.maxBytes,
       random,
-    })
+    }
+    this.policy = policyFactory === undefined ? new POLICIES[policy](context) : policyFactory(context)
 
     if (sweepIntervalMs > 0) {
       // The timer holds the tier weakly, so a tier dropped without close() can still be collected.
