@@ -7,7 +7,7 @@ import { type Cache, type CacheOptions, createCache, memoryBus, memoryStore } fr
 import { redisBus, redisStore } from '../src/redis.js'
 import { encode } from '../src/serialization/codec.js'
 import { gatedStore } from './support/faults.js'
-import { settle } from './support/nodes.js'
+import { settle, untilDelivered } from './support/nodes.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
 import { type RedisServer, startRedis } from './support/redis-server.js'
 
@@ -28,7 +28,10 @@ afterAll(async () => {
 })
 
 const caches: Cache[] = []
+/** The nodes of each namespace, which a raw publish to that namespace's channel reaches. */
+const fleets = new Map<string, Cache[]>()
 afterEach(async () => {
+  fleets.clear()
   await Promise.allSettled(caches.splice(0).map((cache) => cache.close()))
 })
 
@@ -47,6 +50,7 @@ async function nodes(count: number, options: CacheOptions = {}) {
     )
   }
   caches.push(...made)
+  fleets.set(namespace, [...(fleets.get(namespace) ?? []), ...made])
   await Promise.all(made.map((node) => node.ready()))
   return { namespace, nodes: made }
 }
@@ -63,10 +67,11 @@ const SPECIAL = [
   0.5,
 ]
 
+/** Publishes a hand-made message on the namespace's channel and waits until every node there took it in. */
 async function publish(namespace: string, kind: number, names: string[], numbers: number[]) {
-  await raw.publish(`coherent:${namespace}`, encodeMessage({ kind: kind as 1 | 2, origin, names, numbers }))
-  await settle()
-  await new Promise((resolve) => setTimeout(resolve, 20)) // the subscriber connection delivers
+  await untilDelivered(fleets.get(namespace) ?? [], () =>
+    raw.publish(`coherent:${namespace}`, encodeMessage({ kind: kind as 1 | 2, origin, names, numbers })),
+  )
 }
 
 /** An L2 entry as redisStore writes it: 16 hex digits of `version`, then the envelope. */
@@ -191,8 +196,7 @@ describe('2. NaN or Infinity generations cannot make entries immune to invalidat
     await b!.set('k', 'v', { tags: ['group'] }) // the poisoned node writes: L2 must not record NaN
     expect(await a!.get('k')).toBe('v')
     expect(await b!.get('k')).toBe('v')
-    await a!.invalidateTags(['group'])
-    await settle()
+    await untilDelivered([b!, c!], () => a!.invalidateTags(['group']))
     expect(await b!.get('k')).toBeUndefined()
     expect(await c!.get('k')).toBeUndefined()
     // A node started later trusts nothing the invalidation removed.
@@ -208,8 +212,7 @@ describe('2. NaN or Infinity generations cannot make entries immune to invalidat
     await publish(namespace, MessageKind.Stamps, ['n:'], [Number.POSITIVE_INFINITY])
     await b!.set('k', 'v')
     expect(await a!.get('k')).toBe('v')
-    await a!.clear()
-    await settle()
+    await untilDelivered([b!], () => a!.clear())
     expect(await b!.get('k')).toBeUndefined()
     expect(await a!.get('k')).toBeUndefined()
   })
@@ -327,8 +330,7 @@ describe('5. a child namespace does not read root keys', () => {
     expect(await a!.get('users:1')).toBe('root')
     expect(await b!.namespace('users').get('1')).toBe('child')
     expect(await b!.get('users:1')).toBe('root')
-    await users.clear()
-    await settle()
+    await untilDelivered([b!], () => users.clear())
     expect(await b!.get('users:1')).toBe('root')
     expect(await b!.namespace('users').get('1')).toBeUndefined()
     // A root key that starts with the character namespaced keys start with is a key like any other.
@@ -336,8 +338,7 @@ describe('5. a child namespace does not read root keys', () => {
     await b!.namespace('users').set('1', 'child again')
     expect(await a!.get('\u0001users\u00011')).toBe('tricky')
     expect(await a!.namespace('users').get('1')).toBe('child again')
-    await a!.delete('\u0001users\u00011')
-    await settle()
+    await untilDelivered([b!], () => a!.delete('\u0001users\u00011'))
     expect(await b!.namespace('users').get('1')).toBe('child again')
   })
 })
@@ -351,10 +352,9 @@ describe('6. absurd durations', () => {
     await a!.set('j', 'forever', { ttl: 1e300 })
     expect(a!.stats().pending).toBe(0)
     expect(await b!.get('k')).toBe('forever')
-    await a!.invalidateTags(['t'])
-    await a!.clear()
+    await untilDelivered([b!], () => a!.invalidateTags(['t']))
+    await untilDelivered([b!], () => a!.clear())
     expect(a!.stats().pending).toBe(0)
-    await settle()
     expect(await b!.get('j')).toBeUndefined()
   })
 
@@ -413,8 +413,7 @@ describe('8. bus messages and remembered state are bounded', () => {
       namespace,
       nodes: [a, b],
     } = await nodes(2)
-    await a!.clear() // the root stamp moves: both nodes know its generation
-    await settle()
+    await untilDelivered([b!], () => a!.clear()) // the root stamp moves: both nodes know its generation
     await a!.set('k', 'v')
     expect(await b!.get('k')).toBe('v')
     await publish(namespace, MessageKind.Stamps, ['n:'], [1]) // an old generation

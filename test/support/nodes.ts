@@ -35,3 +35,29 @@ export function memoryFleet(count: number, options: CacheOptions = {}) {
 export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
 }
+
+/** Every bus message a node has taken in: applied or rejected (`received`), dropped unread, or of an unknown kind. */
+function busIntake(node: Cache): number {
+  const bus = node.stats().bus
+  return bus.received + bus.dropped + bus.unknown
+}
+
+/**
+ * Runs `action`, then waits until each of `receivers` has taken in `messages` more bus messages. Redis
+ * delivers on another connection, so unlike memoryBus one turn of the event loop is not enough: on a
+ * loaded machine the delivery may come many milliseconds later.
+ */
+export async function untilDelivered(
+  receivers: readonly Cache[],
+  action: () => unknown,
+  messages = 1,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const before = receivers.map(busIntake)
+  await action()
+  const deadline = Date.now() + timeoutMs
+  while (receivers.some((node, i) => busIntake(node) < before[i]! + messages)) {
+    if (Date.now() > deadline) throw new Error(`bus messages not delivered within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
