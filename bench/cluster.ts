@@ -16,7 +16,7 @@ import {
   redisCommand,
   startCluster,
   startRedis,
-} from '../test/support/redis-server.js'
+} from '../tools/redis-server.js'
 import {
   type Contender,
   closedLoop,

@@ -9,9 +9,7 @@ import { LRUCache } from 'lru-cache'
 import { LocalTier } from '../src/local/local-tier.js'
 import { TinyLfuPolicy } from '../src/local/policies/tinylfu.js'
 import type { EvictionPolicy } from '../src/local/types.js'
-import { markdownTable } from './support/harness.js'
-import { optimalHits } from './support/opt.js'
-import { mulberry32 } from './support/random.js'
+import { mulberry32 } from '../tools/random.js'
 import {
   distinctKeys,
   loopTrace,
@@ -21,7 +19,9 @@ import {
   recencyBiasedTrace,
   zipfScanTrace,
   zipfTrace,
-} from './support/traces.js'
+} from '../tools/traces.js'
+import { markdownTable } from './support/harness.js'
+import { optimalHits } from './support/opt.js'
 
 const SEED = 20_240_601
 /** Accesses of each generated trace. */

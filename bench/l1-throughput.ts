@@ -14,11 +14,11 @@ import { createCache as createCacheManager } from 'cache-manager'
 import { LRUCache } from 'lru-cache'
 import { createCache } from '../src/index.js'
 import { LocalTier } from '../src/local/local-tier.js'
+import { mulberry32 } from '../tools/random.js'
+import { zipfGenerator } from '../tools/zipf.js'
 import { type Contender, compare, formatOps, machineLine, markdownTable, ratio } from './support/harness.js'
 import { printScaleTable } from './support/l1-scale.js'
-import { mulberry32 } from './support/random.js'
 import { writeResults } from './support/results.js'
-import { zipfGenerator } from './support/zipf.js'
 
 if (process.argv.includes('--scale')) {
   printScaleTable()

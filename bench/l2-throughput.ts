@@ -13,7 +13,7 @@ import { Redis as IORedis } from 'ioredis'
 import { createClient } from 'redis'
 import { createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
-import { type RedisServer, startRedis } from '../test/support/redis-server.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
 import {
   closedLoop,
   closedLoopContender,

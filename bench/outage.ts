@@ -40,7 +40,8 @@ import pg from 'pg'
 import { type CacheOptions, createCache } from '../src/index.js'
 import { resolveOptions } from '../src/options.js'
 import { redisBus, redisStore } from '../src/redis.js'
-import type { RedisServer } from '../test/support/redis-server.js'
+import { mulberry32 } from '../tools/random.js'
+import type { RedisServer } from '../tools/redis-server.js'
 import {
   formatMs,
   machineLine,
@@ -50,7 +51,6 @@ import {
   sleep,
   withRedisServers,
 } from './support/harness.js'
-import { mulberry32 } from './support/random.js'
 
 const KEYS = 1_000
 const L1_ENTRIES = 100

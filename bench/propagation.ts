@@ -25,7 +25,7 @@ import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis'
 import { createClient } from 'redis'
 import { type Bus, createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
-import { type RedisServer, startRedis } from '../test/support/redis-server.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
 import { formatMs, machineLine, markdownTable, median, percentiles } from './support/harness.js'
 
 const TRIALS = Number(process.env.PROPAGATION_TRIALS ?? 2000) // measured, per system, method and start

@@ -10,7 +10,7 @@ import { createClient } from 'redis'
 import { createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
 import { shardedStore } from '../src/stores/sharded-store.js'
-import { startRedis } from '../test/support/redis-server.js'
+import { startRedis } from '../tools/redis-server.js'
 import {
   type Contender,
   closedLoop,

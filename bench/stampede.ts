@@ -20,7 +20,7 @@ import { createCache as createCacheManager } from 'cache-manager'
 import { Keyv } from 'keyv'
 import { type Cache, type CacheOptions, createCache, type Duration } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
-import type { RedisServer } from '../test/support/redis-server.js'
+import type { RedisServer } from '../tools/redis-server.js'
 import {
   formatMs,
   machineLine,

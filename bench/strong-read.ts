@@ -9,7 +9,7 @@
 import { createClient } from 'redis'
 import { createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
-import { type RedisServer, startRedis } from '../test/support/redis-server.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
 import {
   closedLoop,
   closedLoopContender,

@@ -15,7 +15,9 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { type Cache, createCache, type WriteBehindItem } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
-import { type RedisServer, startRedis } from '../test/support/redis-server.js'
+import { mulberry32 } from '../tools/random.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
+import { zipfGenerator } from '../tools/zipf.js'
 import {
   closedLoop,
   formatMs,
@@ -25,9 +27,7 @@ import {
   median,
   ratio,
 } from './support/harness.js'
-import { mulberry32 } from './support/random.js'
 import { writeResults } from './support/results.js'
-import { zipfGenerator } from './support/zipf.js'
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const ROWS = 10_000

@@ -138,7 +138,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
       let redisWhere = 'REDIS_URL'
       if (mode.redis === 'own') {
         // The throwaway redis-server helper the tests use: a free loopback port, stopped on exit.
-        const { startRedis } = await import('../test/support/redis-server.js')
+        const { startRedis } = await import('../tools/redis-server.js')
         output.write('Starting a redis-server of the demo’s own…\n')
         const server = await startRedis()
         cleanups.push(() => server.stop())

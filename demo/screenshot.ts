@@ -5,7 +5,7 @@
  *   npm run demo:screenshot [-- --duration 60 --out docs/dashboard.png]
  */
 import { parseArgs } from 'node:util'
-import { launchChromium } from '../test/support/chromium.js'
+import { launchChromium } from '../tools/chromium.js'
 import { runDemo } from './run.js'
 
 const { values } = parseArgs({

@@ -7,12 +7,7 @@
  *
  * The first line printed is machine-readable JSON ({ nodes } or { url }); the rest is for humans.
  */
-import {
-  type RedisServer,
-  type RedisTestCluster,
-  startCluster,
-  startRedis,
-} from '../test/support/redis-server.js'
+import { type RedisServer, type RedisTestCluster, startCluster, startRedis } from '../tools/redis-server.js'
 
 function usage(): never {
   console.error('usage: tsx scripts/redis-cluster.ts start [--masters N] [--replicas N] | standalone')

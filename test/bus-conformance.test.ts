@@ -6,12 +6,12 @@ import { memoryBus } from '../src/bus/memory-bus.js'
 import { keySlot, redisBus } from '../src/bus/redis-bus.js'
 import { InvalidOptionError } from '../src/errors.js'
 import type { NodeRedisClient } from '../src/redis/connection.js'
+import { freePort, redisCommand, startCluster, startRedis } from '../tools/redis-server.js'
 import {
   type BusConformanceOptions,
   busConformance,
   type DedicatedBusServer,
 } from './support/bus-conformance.js'
-import { freePort, redisCommand, startCluster, startRedis } from './support/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 const redisUrl = inject('redisUrl')

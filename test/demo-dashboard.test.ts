@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { runDemo } from '../demo/run.js'
-import { launchChromium } from './support/chromium.js'
+import { launchChromium } from '../tools/chromium.js'
 
 const shots = mkdtempSync(path.join(os.tmpdir(), 'coherent-cache-dashboard-'))
 afterAll(() => rmSync(shots, { recursive: true, force: true }))

@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { faultSwitch, OutageError } from '../demo/faults.js'
 import { resolveMode } from '../demo/run.js'
 import { createCache, memoryBus, memoryStore } from '../src/index.js'
+import { type RedisServer, redisCommand, startRedis } from '../tools/redis-server.js'
 import { DATABASE_URL } from './support/database.js'
 import { settle } from './support/nodes.js'
-import { type RedisServer, redisCommand, startRedis } from './support/redis-server.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 // The machine's PostgreSQL (trust auth); the demo works in a schema of its own and drops it.

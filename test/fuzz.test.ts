@@ -25,9 +25,9 @@ import {
 } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
 import { encode } from '../src/serialization/codec.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
 import { settle } from './support/nodes.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { type RedisServer, startRedis } from './support/redis-server.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void

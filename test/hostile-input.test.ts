@@ -6,10 +6,10 @@ import { type EnvelopeHeader, encodeEnvelope } from '../src/coherence/envelope.j
 import { type Cache, type CacheOptions, createCache, memoryBus, memoryStore } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
 import { encode } from '../src/serialization/codec.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
 import { gatedStore } from './support/faults.js'
 import { settle, untilDelivered } from './support/nodes.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { type RedisServer, startRedis } from './support/redis-server.js'
 
 // Issue 10, found as a tester would find them with a black-box probe against a private Redis: bytes from
 // the bus or L2 are untrusted input, and none of them may poison a node (guarantee 7).

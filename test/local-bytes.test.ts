@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { checkInvariants, recordingTier, runModel, seeded } from './local-support.js'
+import { checkInvariants, recordingTier, runModel, seeded } from './support/local-tier.js'
 
 const NEVER = Number.POSITIVE_INFINITY
 const POLICIES = ['lru', 'lfu', 'fifo', 'tinylfu'] as const

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { checkInvariants, recordingTier, runModel } from './local-support.js'
+import { checkInvariants, recordingTier, runModel } from './support/local-tier.js'
 
 describe('LocalTier fifo', () => {
   it('evicts in insertion order and ignores reads', () => {

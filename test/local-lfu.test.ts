@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { LfuPolicy } from '../src/local/policies/lfu.js'
-import { checkInvariants, policyOf, recordingTier, runModel } from './local-support.js'
+import { checkInvariants, policyOf, recordingTier, runModel } from './support/local-tier.js'
 
 describe('LocalTier lfu', () => {
   it('evicts the least frequently used entry', () => {

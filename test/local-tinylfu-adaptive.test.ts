@@ -1,9 +1,9 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { loopTrace, recencyBiasedTrace, zipfTrace } from '../bench/support/traces.js'
 import { LocalTier } from '../src/local/local-tier.js'
 import { TinyLfuPolicy } from '../src/local/policies/tinylfu.js'
-import { checkInvariants, policyOf, recordingTier, seeded } from './local-support.js'
+import { loopTrace, recencyBiasedTrace, zipfTrace } from '../tools/traces.js'
+import { checkInvariants, policyOf, recordingTier, seeded } from './support/local-tier.js'
 
 const NEVER = Number.POSITIVE_INFINITY
 const FC_SEED = Number(process.env.FUZZ_SEED ?? 20261207)

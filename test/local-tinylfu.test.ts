@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { TinyLfuPolicy } from '../src/local/policies/tinylfu.js'
-import { checkInvariants, policyOf, recordingTier, runModel, seeded } from './local-support.js'
+import { checkInvariants, policyOf, recordingTier, runModel, seeded } from './support/local-tier.js'
 
 const NEVER = Number.POSITIVE_INFINITY
 

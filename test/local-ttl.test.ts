@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type Clock, ManualClock } from '../src/clock.js'
 import { LocalTier } from '../src/local/local-tier.js'
-import { checkInvariants, recordingTier, runModel } from './local-support.js'
+import { checkInvariants, recordingTier, runModel } from './support/local-tier.js'
 
 const NEVER = Number.POSITIVE_INFINITY
 

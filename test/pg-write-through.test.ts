@@ -4,9 +4,9 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { type Cache, createCache, type WriteThroughOptions } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
+import { redisCommand } from '../tools/redis-server.js'
 import { DATABASE_URL } from './support/database.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { redisCommand } from './support/redis-server.js'
 
 // Two nodes write through to one PostgreSQL row at nearly the same time, round after round, with random
 // pauses before and after the UPDATE (the gap between a commit and its cache write is where the race

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
-import { type RedisServer, redisCommand, startRedis } from './support/redis-server.js'
+import { type RedisServer, redisCommand, startRedis } from '../tools/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')

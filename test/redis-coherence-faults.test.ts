@@ -15,7 +15,7 @@
  * COHERENCE_FAULTS_HOG=1 runs a CPU hog on every core for the duration.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { mulberry32 } from '../bench/support/random.js'
+import { mulberry32 } from '../tools/random.js'
 import { type Disruption, runChecker } from './support/coherence-checker.js'
 import { startCpuHog } from './support/cpu-hog.js'
 import { type ProxiedFleet, proxiedFleet } from './support/proxied-fleet.js'

@@ -10,8 +10,8 @@ import { createClient } from 'redis'
 import { describe, expect, it } from 'vitest'
 import type { NodeRedisClient } from '../src/redis/connection.js'
 import { redisStore } from '../src/stores/redis-store.js'
+import { killKeyOwner, type RedisServer, startCluster, startRedis } from '../tools/redis-server.js'
 import { withOwnRedis } from './support/own-redis.js'
-import { killKeyOwner, type RedisServer, startCluster, startRedis } from './support/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 /** Counts the calls of a listener. */

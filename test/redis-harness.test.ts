@@ -7,7 +7,7 @@ import {
   redisCommand,
   startCluster,
   startRedis,
-} from './support/redis-server.js'
+} from '../tools/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 function parseNodes(text: string) {
@@ -141,9 +141,9 @@ describe('the process exit hooks', () => {
           '--import',
           'tsx',
           '-e',
-          `import('./test/support/redis-server.ts').then(async ({ startRedis }) => {
+          `import('./tools/redis-server.ts').then(async ({ startRedis }) => {
           const server = await startRedis()
-          const dir = (await import('./test/support/redis-server.ts')).redisCommand(server.port, ['CONFIG', 'GET', 'dir'])
+          const dir = (await import('./tools/redis-server.ts')).redisCommand(server.port, ['CONFIG', 'GET', 'dir'])
           console.log(JSON.stringify({ pid: server.pid, dir: (await dir)[1] }))
           if (${JSON.stringify(how)} === 'exit') process.exit(0)
           setInterval(() => {}, 1000)

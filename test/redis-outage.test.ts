@@ -1,10 +1,10 @@
 import { performance } from 'node:perf_hooks'
 import { afterEach, describe, expect, it } from 'vitest'
-import { mulberry32 } from '../bench/support/random.js'
 import { type Cache, createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
+import { mulberry32 } from '../tools/random.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { type RedisServer, startRedis } from './support/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 // Issue 4: a Redis outage under load. A server of our own goes away while 8 workers hammer two nodes

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type Cache, createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
+import { type RedisServer, redisCommand, startRedis } from '../tools/redis-server.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { type RedisServer, redisCommand, startRedis } from './support/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 // Issue 3: writes made while Redis is down are not lost. Each test has a Redis server of its own, kills

@@ -9,7 +9,7 @@ import util from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
-import { freePort, type RedisServer, startRedis } from './support/redis-server.js'
+import { freePort, type RedisServer, startRedis } from '../tools/redis-server.js'
 
 const PASSWORD = 'hunter2-s3cret'
 const WRONG = 'wrong-pa55word'

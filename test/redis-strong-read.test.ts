@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type Cache, type CacheOptions, createCache, UnconfirmedReadError } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
+import { type RedisServer, redisCommand, startRedis } from '../tools/redis-server.js'
 import { type FaultyBus, faultyBus } from './support/faults.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { type RedisServer, redisCommand, startRedis } from './support/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 // Strong reads against a Redis of the test's own: B's bus is cut for real (CLIENT KILL TYPE pubsub), and

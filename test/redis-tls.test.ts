@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
+import { freePort, type RedisServer, startRedis } from '../tools/redis-server.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { freePort, type RedisServer, startRedis } from './support/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/tls/${name}`, import.meta.url))

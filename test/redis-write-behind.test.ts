@@ -2,9 +2,9 @@ import { afterAll, describe, expect, inject, it } from 'vitest'
 import { type Cache, createCache, type WriteBehindItem } from '../src/index.js'
 import { KeyNames } from '../src/keys.js'
 import { type RedisConnectionOptions, redisBus, redisStore } from '../src/redis.js'
+import { redisCommand, startRedis } from '../tools/redis-server.js'
 import { deferred } from './support/deferred.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { redisCommand, startRedis } from './support/redis-server.js'
 
 const redisUrl = inject('redisUrl')
 const clusterNodes = inject('redisCluster')

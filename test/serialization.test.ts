@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { mulberry32 } from '../bench/support/random.js'
 import { CorruptEntryError, UnserializableValueError } from '../src/errors.js'
 import { cloneValue } from '../src/serialization/clone.js'
 import { decode, encode, FORMAT_VERSION, MAX_DEPTH } from '../src/serialization/codec.js'
+import { mulberry32 } from '../tools/random.js'
 
 const roundTrip = <T>(v: T): T => decode(encode(v)) as T
 /** An own property named "__proto__" (a variable key, so no accessor is involved). */

@@ -2,9 +2,9 @@ import { afterEach, describe, expect, inject, it } from 'vitest'
 import { type Cache, createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
 import { type ShardedStore, shardedStore } from '../src/stores/sharded-store.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
 import { runChecker } from './support/coherence-checker.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { type RedisServer, startRedis } from './support/redis-server.js'
 
 // The randomized checker (see coherence-checker.ts) on a fleet whose L2 is shardedStore over 3
 // redis-servers: every few seconds one member is killed and started again (empty) a moment later, so

@@ -9,8 +9,8 @@ import { type Cache, createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
 import { HashRing } from '../src/ring/hash-ring.js'
 import { type ShardedStore, type ShardedStoreOptions, shardedStore } from '../src/stores/sharded-store.js'
+import { type RedisServer, redisCommand, startRedis } from '../tools/redis-server.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { type RedisServer, redisCommand, startRedis } from './support/redis-server.js'
 import { eventually } from './support/store-conformance.js'
 
 const NAMES = ['m0', 'm1', 'm2']

@@ -4,7 +4,7 @@ import { memoryStore } from '../src/stores/memory-store.js'
 import { redisStore } from '../src/stores/redis-store.js'
 import { shardedStore } from '../src/stores/sharded-store.js'
 import type { RemoteStore } from '../src/stores/store.js'
-import { type RedisServer, startRedis } from './support/redis-server.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
 import { storeConformance } from './support/store-conformance.js'
 
 let servers: RedisServer[] = []

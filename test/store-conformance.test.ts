@@ -5,8 +5,8 @@ import type { NodeRedisClient, NodeRedisCluster } from '../src/redis/connection.
 import { memoryStore } from '../src/stores/memory-store.js'
 import { redisStore } from '../src/stores/redis-store.js'
 import type { RemoteStore } from '../src/stores/store.js'
+import { freePort, killKeyOwner, type RedisServer, startCluster, startRedis } from '../tools/redis-server.js'
 import { withOwnRedis } from './support/own-redis.js'
-import { freePort, killKeyOwner, type RedisServer, startCluster, startRedis } from './support/redis-server.js'
 import { eventually, type StoreConformanceOptions, storeConformance } from './support/store-conformance.js'
 
 const redisUrl = inject('redisUrl')

@@ -5,9 +5,9 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { KeyNames } from '../src/keys.js'
 import { type RedisConnectionOptions, redisStore } from '../src/redis.js'
+import { type RedisServer, type RedisTestCluster, startCluster, startRedis } from '../tools/redis-server.js'
 import { DATABASE_URL } from './support/database.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
-import { type RedisServer, type RedisTestCluster, startCluster, startRedis } from './support/redis-server.js'
 
 // Guarantee 6, end to end: a process accepts 10,000 writeBehind calls over 500 keys (each key's writes
 // numbered 1, 2, 3, ...), starts flushing them to PostgreSQL and is killed with SIGKILL in the middle of

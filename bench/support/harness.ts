@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os'
-import { type RedisServer, redisCommand, startRedis } from '../../test/support/redis-server.js'
+import { type RedisServer, redisCommand, startRedis } from '../../tools/redis-server.js'
 /**
  * A minimal benchmark harness: every contender runs the same pre-generated workload in the same
  * process, a few rounds each, interleaved so that machine noise hits all of them alike; the median round
@@ -197,7 +197,7 @@ export function spread(values: number[], format: (value: number) => string = for
 }
 
 /**
- * Starts `count` throwaway redis-server processes (test/support/redis-server.ts: loopback, free ports, never
+ * Starts `count` throwaway redis-server processes (tools/redis-server.ts: loopback, free ports, never
  * a Redis already running), runs `fn` with them, and stops every one of them afterwards, also when `fn` throws.
  */
 export async function withRedisServers<T>(

@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url'
 import { LRUCache } from 'lru-cache'
 import { createCache } from '../../src/index.js'
 import { LocalTier } from '../../src/local/local-tier.js'
+import { mulberry32 } from '../../tools/random.js'
+import { zipfGenerator } from '../../tools/zipf.js'
 import { machineLine, markdownTable, median } from './harness.js'
-import { mulberry32 } from './random.js'
-import { zipfGenerator } from './zipf.js'
 
 export const SIZES = [10_000, 100_000, 1_000_000, 10_000_000]
 const GETS = 1_000_000

@@ -1,5 +1,5 @@
+import { mulberry32 } from '../../tools/random.js'
 import { jsonRecord } from './harness.js'
-import { mulberry32 } from './random.js'
 
 /**
  * The L2 read workload shared by bench/l2-throughput.ts and bench/cluster.ts, so that both measure the

@@ -148,12 +148,6 @@ export function growFloat64(old: Float64Array, capacity: number, fill: number): 
   return grown
 }
 
-export function growUint8(old: Uint8Array, capacity: number): Uint8Array {
-  const grown = new Uint8Array(capacity)
-  grown.set(old)
-  return grown
-}
-
 /**
  * A doubly linked list of slots threaded through the store's prev/next arrays, head = oldest.
  * Tracks its length and the sum of its slots' sizes (TinyLFU bounds its segments by both).

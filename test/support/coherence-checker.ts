@@ -1,5 +1,5 @@
-import { mulberry32 } from '../../bench/support/random.js'
 import type { Cache } from '../../src/index.js'
+import { mulberry32 } from '../../tools/random.js'
 
 /**
  * A randomized coherence checker. K nodes run random get / set / delete / invalidateTags / clear on a

@@ -11,7 +11,7 @@ import {
   type RedisTestCluster,
   startCluster,
   startRedis,
-} from './redis-server.js'
+} from '../../tools/redis-server.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {

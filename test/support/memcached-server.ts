@@ -11,7 +11,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { freePort } from './redis-server.js'
+import { freePort } from '../../tools/redis-server.js'
 
 export interface MemcachedServer {
   readonly host: string

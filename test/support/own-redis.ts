@@ -1,4 +1,4 @@
-import { type RedisServer, type StartRedisOptions, startRedis } from './redis-server.js'
+import { type RedisServer, type StartRedisOptions, startRedis } from '../../tools/redis-server.js'
 
 /**
  * Runs `body` against a redis-server of its own (for tests that kill, restart or flush it) and something

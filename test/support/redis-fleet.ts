@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { inject } from 'vitest'
 import { type Cache, type CacheOptions, createCache } from '../../src/index.js'
 import { type RedisConnectionOptions, redisBus, redisStore } from '../../src/redis.js'
-import { redisCommand } from './redis-server.js'
+import { redisCommand } from '../../tools/redis-server.js'
 
 export type Topology = 'standalone' | 'cluster'
 export const TOPOLOGIES: Topology[] = ['standalone', 'cluster']

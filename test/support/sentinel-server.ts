@@ -14,7 +14,7 @@ import {
   type RespValue,
   redisCommand,
   startRedis,
-} from './redis-server.js'
+} from '../../tools/redis-server.js'
 
 export interface StartSentinelOptions {
   /** The master's name. @default 'cache' */

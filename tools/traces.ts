@@ -13,7 +13,7 @@ import { gunzipSync } from 'node:zlib'
 import { mulberry32 } from './random.js'
 import { zipfGenerator } from './zipf.js'
 
-const TRACES_DIR = path.join(import.meta.dirname, '..', 'traces')
+const TRACES_DIR = path.join(import.meta.dirname, '..', 'bench', 'traces')
 
 /** A LIRS trace: gzip text, one integer key per line; `*` lines are simulator checkpoints, not keys. */
 export function readLirsTrace(file: string): Int32Array {

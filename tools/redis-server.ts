@@ -1,7 +1,8 @@
 /**
  * Throwaway Redis servers for tests and demos: `startRedis()` for one standalone server, `startCluster()`
- * for a Redis Cluster (masters + replicas) built with `redis-cli --cluster create`. Shared by the vitest
- * global setup, tests that need a server of their own (outages, restarts), and scripts/redis-cluster.ts.
+ * for a Redis Cluster (masters + replicas) built with `redis-cli --cluster create`. It lives in tools/,
+ * beside neither test/ nor bench/, because both use it: the vitest global setup, tests that need a server
+ * of their own (outages, restarts), the Redis benchmarks, the demo's --own-redis and scripts/redis-cluster.ts.
  *
  * Every process started here is registered: `stop()` kills it, and a process `exit` / SIGINT / SIGTERM /
  * SIGHUP hook kills whatever is still running and removes the temporary directories, so an aborted test

@@ -3,10 +3,10 @@
  * a randomized model test that runs a LocalTier side by side with a simple reference.
  */
 import { expect } from 'vitest'
-import { mulberry32 } from '../bench/support/random.js'
-import { ManualClock } from '../src/clock.js'
-import { LocalTier } from '../src/local/local-tier.js'
-import type { EvictionCause, EvictionPolicy, LocalTierOptions } from '../src/local/types.js'
+import { ManualClock } from '../../src/clock.js'
+import { LocalTier } from '../../src/local/local-tier.js'
+import type { EvictionCause, EvictionPolicy, LocalTierOptions } from '../../src/local/types.js'
+import { mulberry32 } from '../../tools/random.js'
 
 export type Eviction = [key: string, value: unknown, cause: EvictionCause]
 
