@@ -18,7 +18,7 @@
 import http from 'node:http'
 import type { User } from './database/database.js'
 import type { WriteStrategy } from './node/service.js'
-import { zipf } from './zipf.js'
+import { zipfGenerator } from '../tools/zipf.js'
 
 export interface LoadProfile {
   /** Requests per second, over all nodes. */
@@ -102,8 +102,12 @@ export class LoadGenerator {
   ) {
     this.profile = { ...profile }
     this.random = options.random ?? Math.random
-    this.pickUser = zipf(options.users, options.zipfExponent ?? 1, this.random)
-    this.pickHotUser = zipf(Math.min(100, options.users), options.zipfExponent ?? 1, this.random)
+    // User ids are 1..users, the most popular first; the generator draws ranks from 0.
+    const exponent = options.zipfExponent ?? 1
+    const ranks = zipfGenerator(options.users, exponent, this.random)
+    const hotRanks = zipfGenerator(Math.min(100, options.users), exponent, this.random)
+    this.pickUser = () => ranks() + 1
+    this.pickHotUser = () => hotRanks() + 1
     this.maxInFlight = options.maxInFlight ?? 64
     this.window = this.emptyWindow()
   }
