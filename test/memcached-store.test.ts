@@ -5,7 +5,7 @@ import { InvalidOptionError } from '../src/errors.js'
 import { memcachedStore } from '../src/memcached.js'
 import { shardedStore } from '../src/stores/sharded-store.js'
 import type { RemoteStore } from '../src/stores/store.js'
-import { type MemcachedServer, startMemcached } from './support/memcached-server.js'
+import { type MemcachedServer, startMemcached } from '../tools/memcached-server.js'
 import { eventually, storeConformance } from './support/store-conformance.js'
 
 let servers: MemcachedServer[] = []

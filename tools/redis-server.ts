@@ -4,20 +4,18 @@
  * beside neither test/ nor bench/, because both use it: the vitest global setup, tests that need a server
  * of their own (outages, restarts), the Redis benchmarks, the demo's --own-redis and scripts/redis-cluster.ts.
  *
- * Every process started here is registered: `stop()` kills it, and a process `exit` / SIGINT / SIGTERM /
- * SIGHUP hook kills whatever is still running and removes the temporary directories, so an aborted test
- * run leaves nothing behind. The hooks are prepended: vitest's own exit listener calls process.exit(),
- * which ends the process on the spot and skips every listener after it. For deaths that run no hook at
- * all (SIGKILL), a watchdog process kills the servers once this process is gone (see startWatchdog).
- * Servers listen on loopback only, on ports the kernel reports free.
+ * Every process started here is registered (tools/child-processes.ts): `stop()` kills it, and exit and
+ * signal hooks and a watchdog kill whatever is still running and remove the temporary directories, so an
+ * aborted test run leaves nothing behind. Servers listen on loopback only, on ports the kernel reports free.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort, HOST, makeTempDir, removeTempDir, track } from './child-processes.js'
+
+export { freePort } from './child-processes.js'
 
 export interface RedisServer {
   readonly host: string
@@ -77,150 +75,10 @@ export interface StartClusterOptions {
   args?: readonly string[]
 }
 
-const HOST = '127.0.0.1'
 const LOG_LINES = 40
 
 // ---------------------------------------------------------------------------------------------------------
-// Process registry and exit hooks
-
-/** Every running child, with a promise that settles when it has exited (and was reaped by us). */
-const children = new Map<ChildProcess, Promise<void>>()
-const tempDirs = new Set<string>()
-let hooksInstalled = false
-
-function killAllSync(): void {
-  for (const child of children.keys()) {
-    try {
-      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-        process.kill(child.pid, 'SIGKILL')
-      }
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function removeTempDirsSync(): void {
-  for (const dir of tempDirs) {
-    try {
-      rmSync(dir, { recursive: true, force: true })
-    } catch {
-      // best effort
-    }
-  }
-  tempDirs.clear()
-}
-
-let watchdogState: string | undefined
-
-/**
- * The last line of defence: a `sh` process, in a process group of its own, blocked reading a pipe that
- * only this process holds. When this process is gone, however it died, the read returns and the watchdog
- * kills the pids listed in its state file (if they still are redis-server processes) and removes the
- * listed directories. The state file always lists what is running now (see recordState).
- */
-function startWatchdog(): void {
-  const stateFile = path.join(os.tmpdir(), `coherent-cache-watchdog-${process.pid}-${Date.now()}.txt`)
-  writeFileSync(stateFile, '')
-  const script = `read _ignored
-while read -r kind value; do
-  case "$kind" in
-    pid) if ps -p "$value" -o comm= 2>/dev/null | grep -q redis-server; then kill -9 "$value" 2>/dev/null; fi ;;
-    dir) rm -rf "$value" ;;
-  esac
-done < "$0"
-rm -f "$0"`
-  try {
-    const watchdog = spawn('sh', ['-c', script, stateFile], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-      detached: true,
-    })
-    watchdog.on('error', () => {})
-    watchdog.stdin?.on('error', () => {})
-    watchdog.unref()
-    ;(watchdog.stdin as unknown as net.Socket | null)?.unref?.()
-    watchdogState = stateFile
-  } catch {
-    rmSync(stateFile, { force: true })
-  }
-}
-
-/** Writes what the watchdog must clean up if this process dies now. */
-function recordState(): void {
-  if (watchdogState === undefined) return
-  const lines: string[] = []
-  for (const child of children.keys()) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null)
-      lines.push(`pid ${child.pid}`)
-  }
-  for (const dir of tempDirs) lines.push(`dir ${dir}`)
-  try {
-    writeFileSync(watchdogState, lines.length ? `${lines.join('\n')}\n` : '')
-  } catch {
-    // best effort
-  }
-}
-
-function installHooks(): void {
-  if (hooksInstalled) return
-  hooksInstalled = true
-  startWatchdog()
-  // On exit nothing asynchronous runs any more: kill, and let init reap the processes.
-  process.prependOnceListener('exit', () => {
-    killAllSync()
-    removeTempDirsSync()
-    children.clear()
-    recordState()
-  })
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.prependOnceListener(signal, () => {
-      // On a signal we can still wait for the processes to exit, which also reaps them (no zombies on
-      // systems whose PID 1 does not reap orphans).
-      const exits = [...children.values()]
-      killAllSync()
-      Promise.race([Promise.all(exits), sleep(2000)]).finally(() => {
-        removeTempDirsSync()
-        recordState()
-        // When we were the only listener, restore the default behaviour (terminate) by re-raising the
-        // signal. Otherwise another listener (e.g. scripts/redis-cluster.ts) decides when to exit.
-        if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
-      })
-    })
-  }
-}
-
-async function makeTempDir(prefix: string): Promise<string> {
-  installHooks()
-  const dir = await mkdtemp(path.join(os.tmpdir(), `coherent-cache-${prefix}-`))
-  tempDirs.add(dir)
-  recordState()
-  return dir
-}
-
-async function removeTempDir(dir: string): Promise<void> {
-  tempDirs.delete(dir)
-  recordState()
-  await rm(dir, { recursive: true, force: true })
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Ports and a minimal RESP client (no dependency on the client library under test)
-
-/** A port the kernel reports free on loopback right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once('error', reject)
-    server.listen(0, HOST, () => {
-      const address = server.address()
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port)
-        else reject(new Error('could not allocate a port'))
-      })
-    })
-  })
-}
+// A minimal RESP client (no dependency on the client library under test)
 
 export type RespValue = string | number | null | RespValue[]
 
@@ -352,7 +210,6 @@ class ServerProcess implements RedisServer {
   async start(): Promise<void> {
     if (this.stopped) throw new Error(`redis ${this.url} was stopped`)
     if (this.running) return
-    installHooks()
     this.log.length = 0
     const child = spawn(
       'redis-server',
@@ -384,25 +241,7 @@ class ServerProcess implements RedisServer {
     }
     child.stdout?.on('data', collect)
     child.stderr?.on('data', collect)
-    // A forgotten server must not keep a test worker alive; the exit hook kills it.
-    child.unref()
-    ;(child.stdout as net.Socket | null)?.unref?.()
-    ;(child.stderr as net.Socket | null)?.unref?.()
-    this.exited = new Promise((resolve) => {
-      child.once('exit', () => {
-        children.delete(child)
-        recordState()
-        resolve()
-      })
-      child.once('error', (error) => {
-        this.log.push(String(error))
-        children.delete(child)
-        recordState()
-        resolve()
-      })
-    })
-    children.set(child, this.exited)
-    recordState()
+    this.exited = track(child, (error) => this.log.push(String(error)))
     const deadline = Date.now() + this.startTimeoutMs
     while (Date.now() < deadline) {
       if (!this.running) break

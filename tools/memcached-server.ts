@@ -1,17 +1,12 @@
 /**
  * Throwaway memcached servers for tests and benchmarks (Debian's `memcached` binary), in the manner of
- * redis-server.ts: loopback only, on ports the kernel reports free, every process registered, killed by
- * `stop()`, by a process `exit` / SIGINT / SIGTERM / SIGHUP hook (prepended, so that vitest's own exit
- * listener cannot skip it), and, if this process dies without running any hook (SIGKILL), by a watchdog
- * process that outlives it.
+ * redis-server.ts: loopback only, on ports the kernel reports free, every process registered with
+ * tools/child-processes.ts, so that `stop()`, the exit and signal hooks or the watchdog end it.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
-import os from 'node:os'
-import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { freePort } from '../../tools/redis-server.js'
+import { freePort, HOST, track } from './child-processes.js'
 
 export interface MemcachedServer {
   readonly host: string
@@ -32,68 +27,6 @@ export interface StartMemcachedOptions {
   maxItemSize?: string
   /** Memory in MiB (`-m`). @default 64 */
   memoryMb?: number
-}
-
-const HOST = '127.0.0.1'
-const children = new Set<ChildProcess>()
-let hooked = false
-let stateFile: string | undefined
-
-function recordState(): void {
-  if (stateFile === undefined) return
-  const pids = [...children].filter((c) => c.exitCode === null && c.signalCode === null).map((c) => c.pid)
-  try {
-    writeFileSync(stateFile, pids.map((pid) => `${pid}\n`).join(''))
-  } catch {
-    // best effort
-  }
-}
-
-function killAll(): void {
-  for (const child of children) {
-    try {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function installHooks(): void {
-  if (hooked) return
-  hooked = true
-  // The watchdog: blocked reading a pipe only this process holds; when it returns, this process is gone.
-  stateFile = path.join(os.tmpdir(), `coherent-cache-memcached-${process.pid}-${Date.now()}.txt`)
-  writeFileSync(stateFile, '')
-  const script = `read _ignored
-while read -r pid; do
-  if ps -p "$pid" -o comm= 2>/dev/null | grep -q memcached; then kill -9 "$pid" 2>/dev/null; fi
-done < "$0"
-rm -f "$0"`
-  try {
-    const watchdog = spawn('sh', ['-c', script, stateFile], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-      detached: true,
-    })
-    watchdog.on('error', () => {})
-    watchdog.stdin?.on('error', () => {})
-    watchdog.unref()
-    ;(watchdog.stdin as unknown as net.Socket | null)?.unref?.()
-  } catch {
-    rmSync(stateFile, { force: true })
-    stateFile = undefined
-  }
-  process.prependOnceListener('exit', () => {
-    killAll()
-    children.clear()
-    recordState()
-  })
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.prependOnceListener(signal, () => {
-      killAll()
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
-    })
-  }
 }
 
 /** Resolves when memcached answers `version` on `port`. */
@@ -137,7 +70,6 @@ class MemcachedProcess implements MemcachedServer {
   async start(): Promise<void> {
     if (this.stopped) throw new Error(`memcached ${this.url} was stopped`)
     if (this.running) return
-    installHooks()
     const args = ['-l', HOST, '-p', String(this.port), '-U', '0', '-I', this.options.maxItemSize ?? '4m']
     args.push('-m', String(this.options.memoryMb ?? 64))
     // memcached refuses to run as root unless told which user to be.
@@ -148,23 +80,9 @@ class MemcachedProcess implements MemcachedServer {
     child.stderr?.on('data', (chunk: Buffer) => {
       this.log = (this.log + chunk.toString()).slice(-4000)
     })
-    child.unref()
-    ;(child.stderr as net.Socket | null)?.unref?.()
-    this.exited = new Promise((resolve) => {
-      child.once('exit', () => {
-        children.delete(child)
-        recordState()
-        resolve()
-      })
-      child.once('error', (error) => {
-        this.log += String(error)
-        children.delete(child)
-        recordState()
-        resolve()
-      })
+    this.exited = track(child, (error) => {
+      this.log += String(error)
     })
-    children.add(child)
-    recordState()
     const deadline = Date.now() + 10_000
     while (Date.now() < deadline && this.running) {
       if (await answers(this.port)) return
