@@ -109,6 +109,11 @@ export interface FaultyBus {
   /** Invalidations (not heartbeats) dropped since the first cut. */
   readonly droppedInvalidations: number
   /**
+   * Every status the inner bus reported, in order, whether or not the cut passed it on: shows that a real
+   * bus lost its connection and resubscribed by itself while the cut held the cache's view.
+   */
+  readonly innerReports: readonly BusStatus[]
+  /**
    * Runs `action`, then waits until `messages` more invalidations were dropped by the cut: a message
    * published while cut may still be on its way (Redis delivers on another connection), and one that
    * arrives after heal() would be delivered, so a test that means "missed while cut" waits for this before
@@ -126,6 +131,7 @@ export function faultyBus(inner: Bus): FaultyBus {
   let cut: 'disconnected' | 'nothing' | undefined
   let dropped = 0
   let droppedInvalidations = 0
+  const innerReports: BusStatus[] = []
   const subscribers = new Set<{ onStatus: (status: BusStatus) => void; innerConnected: boolean }>()
   const bus: Bus = {
     name: `faulty ${inner.name}`,
@@ -144,6 +150,7 @@ export function faultyBus(inner: Bus): FaultyBus {
         },
         (status) => {
           subscriber.innerConnected = status === 'connected'
+          innerReports.push(status)
           if (cut !== 'disconnected') onStatus(status)
         },
       )
@@ -166,6 +173,7 @@ export function faultyBus(inner: Bus): FaultyBus {
     get droppedInvalidations() {
       return droppedInvalidations
     },
+    innerReports,
     cut(report) {
       cut = report
       if (report === 'disconnected') for (const { onStatus } of subscribers) onStatus('disconnected')
