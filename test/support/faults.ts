@@ -10,6 +10,21 @@ import { deferred } from './deferred.js'
 
 type StoreOperation = Exclude<keyof RemoteStore, 'name' | 'close' | 'onReconnect' | 'guardsMembers'>
 
+/** Every operation gatedStore wraps (failing them all makes the store unreachable for its node). */
+export const STORE_OPERATIONS = [
+  'get',
+  'set',
+  'setIfNewer',
+  'delete',
+  'deleteIfNewer',
+  'getStamps',
+  'bumpStamps',
+  'head',
+  'setIf',
+  'acquireLease',
+  'releaseLease',
+] as const satisfies readonly StoreOperation[]
+
 /** A gate armed for the next call of one operation. */
 export interface Gate {
   /** Resolves when the call reached the gate: before the inner call ('before'), or after it ('after'). */
