@@ -87,13 +87,18 @@ describe.each(TOPOLOGIES)('coherence on real Redis (%s)', (topology) => {
     const held = new Promise<void>((resolve) => {
       release = resolve
     })
+    let read!: () => void
+    const readDone = new Promise<void>((resolve) => {
+      read = resolve
+    })
     store.get = async (key: string) => {
       const reply = await realGet(key)
+      read()
       await held
       return reply
     }
     const staleRead = b.get('k')
-    await eventually(() => true, 50)
+    await readDone // B's read of L2 got 'old', and its reply waits
     store.get = realGet
     const received = b.stats().bus.received
     await a.set('k', 'new')
