@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { deferred } from './support/deferred.js'
 import { memoryFleet, settle } from './support/nodes.js'
 
 // The embedded fleet shares one memoryStore (which implements leases) and one memoryBus. The same
@@ -33,22 +34,32 @@ describe("lock: 'distributed' on the embedded store", () => {
   })
 
   it("with lock: 'local' each node loads once", async () => {
+    // Every load is held open until each node has started its own: then exactly one call per node, which
+    // neither a fleet-wide lock (one call in all) nor no lock (one per caller) would give.
     fleet = memoryFleet(4, { lock: 'local' })
     await fleet.ready()
-    let calls = 0
-    await Promise.all(
-      fleet.nodes.flatMap((node) =>
+    const perNode = fleet.nodes.map(() => 0)
+    const gate = deferred<void>()
+    const answers = Promise.all(
+      fleet.nodes.flatMap((node, i) =>
         Array.from({ length: 50 }, () =>
           node.getOrSet('cold', async () => {
-            calls++
-            await new Promise((resolve) => setTimeout(resolve, 20))
+            perNode[i]!++
+            await gate.promise
             return 1
           }),
         ),
       ),
     )
+    await expect.poll(() => perNode.every((n) => n > 0), { timeout: 10_000 }).toBe(true)
+    gate.resolve()
+    expect(await answers).toEqual(Array.from({ length: 200 }, () => 1))
+    expect(perNode).toEqual([1, 1, 1, 1])
+    let calls = 0
+    for (const n of perNode) calls += n
     expect(calls).toBeLessThanOrEqual(4)
     expect(calls).toBeGreaterThanOrEqual(1)
+    for (const node of fleet.nodes) expect(node.stats().loads).toMatchObject({ calls: 1, coalesced: 49 })
   })
 
   it('a waiter past waitTimeout loads by itself (onTimeout: load)', async () => {

@@ -72,11 +72,16 @@ describe('shared L2 reads', () => {
   function countingStore() {
     const store = memoryStore()
     const realGet = store.get.bind(store)
-    const state = { gets: 0, hold: undefined as Promise<void> | undefined, fail: false }
+    // `held`: replies that reached the hold and waited there.
+    const state = { gets: 0, hold: undefined as Promise<void> | undefined, held: 0, fail: false }
     store.get = async (key: string) => {
       state.gets++
       const reply = await realGet(key)
-      await state.hold
+      const hold = state.hold
+      if (hold !== undefined) {
+        state.held++
+        await hold
+      }
       if (state.fail) throw new Error('L2 read failed')
       return reply
     }
@@ -115,7 +120,7 @@ describe('shared L2 reads', () => {
   it("a read that began before this node's own write is not shared with reads after it (read-your-writes)", async () => {
     const { state, gate } = await heldCache('old')
     const early = cache.get('k') // reads 'old' from L2, then waits
-    await new Promise((resolve) => setTimeout(resolve, 5))
+    await expect.poll(() => state.held).toBe(1) // its reply is held
     state.hold = undefined
     await cache.set('k', 'new')
     expect(await cache.get('k')).toBe('new')

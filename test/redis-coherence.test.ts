@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Cache } from '../src/index.js'
+import { type FaultyBus, faultyBus } from './support/faults.js'
 import { connection, killPubSub, ports, redisFleet, TOPOLOGIES } from './support/redis-fleet.js'
 import { eventually } from './support/store-conformance.js'
 
@@ -86,13 +87,18 @@ describe.each(TOPOLOGIES)('coherence on real Redis (%s)', (topology) => {
     const held = new Promise<void>((resolve) => {
       release = resolve
     })
+    let read!: () => void
+    const readDone = new Promise<void>((resolve) => {
+      read = resolve
+    })
     store.get = async (key: string) => {
       const reply = await realGet(key)
+      read()
       await held
       return reply
     }
     const staleRead = b.get('k')
-    await eventually(() => true, 50)
+    await readDone // B's read of L2 got 'old', and its reply waits
     store.get = realGet
     const received = b.stats().bus.received
     await a.set('k', 'new')
@@ -105,7 +111,15 @@ describe.each(TOPOLOGIES)('coherence on real Redis (%s)', (topology) => {
   })
 
   it('bus loss: a node whose subscription is killed stops trusting L1, resubscribes by itself and purges', async () => {
-    fleet = redisFleet(2, connection(topology))
+    // B's bus is wrapped by the cut harness: the real kill below drops its subscription, and the harness
+    // holds B's view at 'disconnected' until the test heals it, so A writes while B is really untrusted
+    // (a real loss lasts milliseconds: B could resubscribe and purge before A's write, proving nothing).
+    let bBus!: FaultyBus
+    fleet = redisFleet(2, connection(topology), {}, (bus, i) => {
+      if (i !== 1) return bus
+      bBus = faultyBus(bus)
+      return bBus.bus
+    })
     await fleet.ready()
     const [a, b] = fleet.nodes as [Cache, Cache]
     await a.set('k', 'v1')
@@ -114,6 +128,7 @@ describe.each(TOPOLOGIES)('coherence on real Redis (%s)', (topology) => {
     const hitsBefore = b.stats().l1.hits
     expect(hitsBefore).toBe(1)
     const reconnects = b.stats().bus.reconnects
+    bBus.cut('disconnected')
     await killPubSub(ports(topology))
     // While B is cut off, A writes; B must not answer from its L1 copy of v1.
     await eventually(
@@ -121,15 +136,32 @@ describe.each(TOPOLOGIES)('coherence on real Redis (%s)', (topology) => {
       2000,
       'B to notice',
     )
+    expect(b.stats().bus.connected).toBe(false)
     await a.set('k', 'v2')
     expect(await b.get('k')).toBe('v2')
-    // B comes back on its own, purges what it may have missed, and uses L1 again.
+    expect(b.stats().l1.hits).toBe(hitsBefore)
+    // A writes again; B does not read it while cut (its L1 may hold v2 from the read above).
+    await a.set('k', 'v2b')
+    expect(b.stats().bus.connected).toBe(false)
+    // B's own bus lost the subscription and comes back on its own (the harness only watches it).
+    await eventually(
+      () => {
+        const lost = bBus.innerReports.indexOf('disconnected')
+        return lost >= 0 && bBus.innerReports.indexOf('connected', lost) > lost
+      },
+      10_000,
+      "B's bus to resubscribe by itself",
+    )
+    expect(b.stats().bus.reconnects).toBe(reconnects)
+    bBus.heal()
+    // B comes back, purges what it may have missed, and uses L1 again.
     await eventually(
       () => b.stats().bus.connected && b.stats().bus.reconnects > reconnects,
       5000,
       'B to resubscribe',
     )
-    expect(await b.get('k')).toBe('v2')
+    expect(b.stats().bus.reconnects).toBe(reconnects + 1)
+    expect(await b.get('k')).toBe('v2b')
     await a.set('k', 'v3')
     await eventually(async () => (await b.get('k')) === 'v3', 2000, 'invalidations to flow again')
     const hits = b.stats().l1.hits

@@ -1,7 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type Cache, createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
 import { type RedisServer, redisCommand, startRedis } from '../tools/redis-server.js'
+import { gatedStore, STORE_OPERATIONS } from './support/faults.js'
+import { untilDelivered } from './support/nodes.js'
 import { uniqueNamespace } from './support/redis-fleet.js'
 import { eventually } from './support/store-conformance.js'
 
@@ -64,6 +66,10 @@ async function readWhileRecovering(node: Cache, key: string): Promise<unknown[]>
   return answers
 }
 
+function totalCalls(calls: Partial<Record<string, number>>): number {
+  return Object.values(calls).reduce<number>((sum, n) => sum + (n ?? 0), 0)
+}
+
 async function outage(during: () => Promise<void>) {
   await server!.kill('SIGKILL')
   await during()
@@ -95,6 +101,9 @@ describe('recovery of writes made while Redis is down (issue 3)', () => {
   })
 
   it('with the circuit open, the cache uses Redis again as soon as it is back, not after openDuration', async () => {
+    // No interval timer fires in this test (the outage queue retries every second on one): what sends the
+    // pending write can only be Redis coming back (the circuit closing, the bus resubscribing).
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
     const c = createCache({
       namespace,
       l2: redisStore({ url: server!.url }),
@@ -116,6 +125,7 @@ describe('recovery of writes made while Redis is down (issue 3)', () => {
       expect(await b.get('k')).toBe('during')
     } finally {
       await c.close()
+      vi.useRealTimers()
     }
   })
 
@@ -163,6 +173,45 @@ describe('recovery of writes made while Redis is down (issue 3)', () => {
     // A tombstone ('t' + 15 hex digits of the version), written by the retry.
     expect(await rawGet(`${namespace}:k`)).toMatch(/^t[0-9a-f]{15}$/)
     expect(await b.get('k')).toBeUndefined()
+  })
+
+  it("a queued delete that another node's newer write superseded is dropped when Redis returns: it does not wipe that write", async () => {
+    // Redis is unreachable for A only (its store fails every call), so B writes while A's delete waits.
+    await a.close()
+    const gated = gatedStore(redisStore({ url: server!.url }))
+    a = createCache({
+      namespace,
+      l2: gated.store,
+      bus: redisBus({ url: server!.url }),
+      l2Timeout: '200ms',
+      circuitBreaker: false,
+    })
+    await a.ready()
+    await b.set('k', 1)
+    expect(await a.get('k')).toBe(1)
+    const unreachable = new Error('connect ECONNREFUSED (a test: Redis unreachable for A)')
+    for (const operation of STORE_OPERATIONS) gated.fail(operation, unreachable)
+    await expect(a.delete('k')).resolves.toBeUndefined()
+    expect(a.stats().pending).toBe(1)
+    expect(await a.get('k')).toBeUndefined()
+    // B's write comes after A's delete: the newer one, and the one L2 must keep.
+    await untilDelivered([a], () => b.set('k', 2))
+    expect(await rawGet(`${namespace}:k`)).not.toMatch(/^t[0-9a-f]{15}$/)
+    const callsBefore = totalCalls(gated.calls)
+    for (const operation of STORE_OPERATIONS) gated.fail(operation, undefined)
+    await eventually(() => a.stats().pending === 0, 15_000, "A's queued delete to be retried")
+    expect(totalCalls(gated.calls)).toBeGreaterThan(callsBefore) // the retry reached Redis
+    expect(a.stats().recovered).toBe(1)
+    // L2 still holds B's value: no tombstone, and a node with an empty L1 reads 2.
+    expect(await rawGet(`${namespace}:k`)).not.toMatch(/^t[0-9a-f]{15}$/)
+    const fresh = createCache({ namespace, l2: redisStore({ url: server!.url }), l2Timeout: '200ms' })
+    try {
+      expect(await fresh.get('k')).toBe(2)
+    } finally {
+      await fresh.close()
+    }
+    expect(await a.get('k')).toBe(2)
+    expect(await b.get('k')).toBe(2)
   })
 
   it('an invalidateTags during the outage bumps the tag in L2 once Redis is back', async () => {

@@ -31,7 +31,7 @@ const options = (extra: Partial<RedisSentinelConnectionOptions> = {}): RedisSent
 })
 
 describe('redisStore({ sentinel })', () => {
-  storeConformance('redisStore({ sentinel })', () => redisStore(options()))
+  storeConformance('redisStore({ sentinel })', () => redisStore(options()), { reconnects: true })
 
   it('names itself redis-sentinel, and validates its options naming the one at fault', () => {
     expect(redisStore(options()).name).toBe('redis-sentinel')

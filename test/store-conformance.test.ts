@@ -6,6 +6,7 @@ import { memoryStore } from '../src/stores/memory-store.js'
 import { redisStore } from '../src/stores/redis-store.js'
 import type { RemoteStore } from '../src/stores/store.js'
 import { freePort, killKeyOwner, type RedisServer, startCluster, startRedis } from '../tools/redis-server.js'
+import { gatedStore } from './support/faults.js'
 import { withOwnRedis } from './support/own-redis.js'
 import { eventually, type StoreConformanceOptions, storeConformance } from './support/store-conformance.js'
 
@@ -47,14 +48,30 @@ interface StoreCase {
   options?: StoreConformanceOptions
 }
 
+/** A store without leases (a store of a third party may have none): memoryStore's other operations. */
+function withoutLeases(): RemoteStore {
+  const { acquireLease: _acquire, releaseLease: _release, ...rest } = gatedStore(memoryStore()).store
+  return rest
+}
+
 const cases: StoreCase[] = [
   { name: 'memoryStore()', factory: () => memoryStore() },
-  { name: 'redisStore({ url })', factory: () => redisStore({ url: redisUrl }) },
-  { name: 'redisStore({ cluster })', factory: () => redisStore({ cluster: clusterNodes.slice(0, 1) }) },
+  { name: 'a store without leases', factory: withoutLeases, options: { leases: false } },
+  {
+    name: 'redisStore({ url })',
+    factory: () => redisStore({ url: redisUrl }),
+    options: { reconnects: true },
+  },
+  {
+    name: 'redisStore({ cluster })',
+    factory: () => redisStore({ cluster: clusterNodes.slice(0, 1) }),
+    options: { reconnects: true },
+  },
   {
     name: 'redisStore({ client })',
     factory: async () => redisStore({ client: await applicationClient() }),
     options: {
+      reconnects: true,
       afterClose: async () => {
         const client = await applicationClient()
         expect(client.isOpen).toBe(true)
@@ -66,6 +83,7 @@ const cases: StoreCase[] = [
     name: 'redisStore({ client: cluster })',
     factory: async () => redisStore({ client: await applicationCluster() }),
     options: {
+      reconnects: true,
       afterClose: async () => {
         const cluster = await applicationCluster()
         expect(cluster.isOpen).toBe(true)

@@ -4,10 +4,26 @@
  * stores; what they change is only when (and whether) a call's outcome reaches the cache.
  */
 import type { Bus, BusStatus } from '../../src/bus/bus.js'
+import { decodeMessage, HEARTBEAT_KIND, UNKNOWN_KIND } from '../../src/bus/wire.js'
 import type { RemoteStore } from '../../src/stores/store.js'
 import { deferred } from './deferred.js'
 
 type StoreOperation = Exclude<keyof RemoteStore, 'name' | 'close' | 'onReconnect' | 'guardsMembers'>
+
+/** Every operation gatedStore wraps (failing them all makes the store unreachable for its node). */
+export const STORE_OPERATIONS = [
+  'get',
+  'set',
+  'setIfNewer',
+  'delete',
+  'deleteIfNewer',
+  'getStamps',
+  'bumpStamps',
+  'head',
+  'setIf',
+  'acquireLease',
+  'releaseLease',
+] as const satisfies readonly StoreOperation[]
 
 /** A gate armed for the next call of one operation. */
 export interface Gate {
@@ -93,38 +109,70 @@ export interface FaultyBus {
   readonly bus: Bus
   /**
    * From now on, deliveries to this node's subscribers are dropped. `report: 'disconnected'` also tells the
-   * cache that the subscription is gone, and holds off its return: 'connected' from the inner bus is not
-   * passed on until heal(). `report: 'nothing'` drops silently (a lost message the cache cannot notice).
+   * cache that the subscription is gone, through the status callback a real bus uses, and holds off its
+   * return: 'connected' from the inner bus is not passed on until heal(). `report: 'nothing'` drops
+   * silently (a lost message the cache cannot notice).
    */
   cut(report: 'disconnected' | 'nothing'): void
-  /** Deliveries pass again, and a cut that reported 'disconnected' now reports 'connected'. */
+  /**
+   * Deliveries pass again, and a cut that reported 'disconnected' now reports 'connected' (at once if the
+   * inner bus is connected, else when it reports its return).
+   */
   heal(): void
-  /** Messages dropped since the first cut. */
+  /** Messages dropped since the first cut (heartbeats included). */
   readonly dropped: number
+  /** Invalidations (not heartbeats) dropped since the first cut. */
+  readonly droppedInvalidations: number
+  /**
+   * Every status the inner bus reported, in order, whether or not the cut passed it on: shows that a real
+   * bus lost its connection and resubscribed by itself while the cut held the cache's view.
+   */
+  readonly innerReports: readonly BusStatus[]
+  /**
+   * Runs `action`, then waits until `messages` more invalidations were dropped by the cut: a message
+   * published while cut may still be on its way (Redis delivers on another connection), and one that
+   * arrives after heal() would be delivered, so a test that means "missed while cut" waits for this before
+   * healing. Polls with a deadline; the outcome of the test never rests on the wait.
+   */
+  missed(action: () => unknown, messages?: number, timeoutMs?: number): Promise<void>
 }
 
-/** A bus wrapper whose deliveries to this node can be cut (publishing is never affected). */
+/**
+ * A bus wrapper whose deliveries to this node can be cut (publishing is never affected), around any bus:
+ * memoryBus() or a real redisBus(). The cut is the harness's command, not a real connection drop, so the
+ * untrusted window lasts exactly from cut() to heal() whatever the machine's load.
+ */
 export function faultyBus(inner: Bus): FaultyBus {
   let cut: 'disconnected' | 'nothing' | undefined
   let dropped = 0
-  const statusListeners = new Set<(status: BusStatus) => void>()
+  let droppedInvalidations = 0
+  const innerReports: BusStatus[] = []
+  const subscribers = new Set<{ onStatus: (status: BusStatus) => void; innerConnected: boolean }>()
   const bus: Bus = {
     name: `faulty ${inner.name}`,
     async subscribe(channel, onMessage, onStatus) {
-      statusListeners.add(onStatus)
+      const subscriber = { onStatus, innerConnected: false }
+      subscribers.add(subscriber)
       const subscription = await inner.subscribe(
         channel,
         (message) => {
-          if (cut === undefined) onMessage(message)
-          else dropped++
+          if (cut === undefined) {
+            onMessage(message)
+            return
+          }
+          dropped++
+          if (isInvalidation(message)) droppedInvalidations++
         },
         (status) => {
+          subscriber.innerConnected = status === 'connected'
+          innerReports.push(status)
           if (cut !== 'disconnected') onStatus(status)
         },
       )
+      subscriber.innerConnected = true
       return {
         unsubscribe: async () => {
-          statusListeners.delete(onStatus)
+          subscribers.delete(subscriber)
           await subscription.unsubscribe()
         },
       }
@@ -137,14 +185,39 @@ export function faultyBus(inner: Bus): FaultyBus {
     get dropped() {
       return dropped
     },
+    get droppedInvalidations() {
+      return droppedInvalidations
+    },
+    innerReports,
     cut(report) {
       cut = report
-      if (report === 'disconnected') for (const listener of statusListeners) listener('disconnected')
+      if (report === 'disconnected') for (const { onStatus } of subscribers) onStatus('disconnected')
     },
     heal() {
       const was = cut
       cut = undefined
-      if (was === 'disconnected') for (const listener of statusListeners) listener('connected')
+      if (was !== 'disconnected') return
+      for (const { onStatus, innerConnected } of subscribers) if (innerConnected) onStatus('connected')
     },
+    async missed(action, messages = 1, timeoutMs = 15_000) {
+      if (cut === undefined) throw new Error('missed() needs a cut bus')
+      const before = droppedInvalidations
+      await action()
+      const deadline = Date.now() + timeoutMs
+      while (droppedInvalidations < before + messages) {
+        if (Date.now() > deadline) throw new Error(`no invalidation dropped within ${timeoutMs} ms`)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    },
+  }
+}
+
+/** An invalidation message (what a cut makes a node miss), as opposed to a heartbeat or garbage. */
+function isInvalidation(message: Uint8Array): boolean {
+  try {
+    const decoded = decodeMessage(message)
+    return decoded !== UNKNOWN_KIND && decoded.kind !== HEARTBEAT_KIND
+  } catch {
+    return false
   }
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { inject } from 'vitest'
+import type { Bus } from '../../src/bus/bus.js'
 import { type Cache, type CacheOptions, createCache } from '../../src/index.js'
 import { type RedisConnectionOptions, redisBus, redisStore } from '../../src/redis.js'
 import { redisCommand } from '../../tools/redis-server.js'
@@ -33,9 +34,15 @@ export const TEST_L2_TIMEOUT = '1s'
 
 /**
  * `count` cache nodes sharing one namespace, each with its own Redis connections (as separate servers
- * would have): its own redisStore for L2 and redisBus for invalidations.
+ * would have): its own redisStore for L2 and redisBus for invalidations (`wrapBus` may wrap node i's bus,
+ * e.g. in the cut harness of support/faults.ts).
  */
-export function redisFleet(count: number, conn: RedisConnectionOptions, options: CacheOptions = {}) {
+export function redisFleet(
+  count: number,
+  conn: RedisConnectionOptions,
+  options: CacheOptions = {},
+  wrapBus: (bus: Bus, i: number) => Bus = (bus) => bus,
+) {
   const namespace = uniqueNamespace('fleet')
   const nodes: Cache[] = []
   for (let i = 0; i < count; i++) {
@@ -43,7 +50,7 @@ export function redisFleet(count: number, conn: RedisConnectionOptions, options:
       createCache({
         namespace,
         l2: redisStore(conn),
-        bus: redisBus(conn),
+        bus: wrapBus(redisBus(conn), i),
         l2Timeout: TEST_L2_TIMEOUT,
         ...options,
       }),

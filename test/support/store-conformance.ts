@@ -11,9 +11,19 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_VERSION_LEAD } from '../../src/coherence/hlc.js'
+import { InvalidOptionError } from '../../src/errors.js'
+import { createCache } from '../../src/index.js'
 import type { RemoteStore } from '../../src/stores/store.js'
 
 export interface StoreConformanceOptions {
+  /**
+   * The store implements leases (acquireLease, releaseLease: lock: 'distributed'). Declared, not detected,
+   * so that the lease cases are registered only for stores that have them; a case checks the declaration.
+   * @default true
+   */
+  leases?: boolean
+  /** The store notifies reconnects (onReconnect), as a store over a connection does. @default false */
+  reconnects?: boolean
   /**
    * Runs after `close()` of a store made by the factory; e.g. checks that a client passed in by the
    * application is still open and usable.
@@ -507,46 +517,62 @@ export function storeConformance(
       ).toEqual({ outcome: 'written', version: now })
     })
 
-    it('grants a lease to one holder at a time, if the store supports leases', async () => {
-      if (!store.acquireLease || !store.releaseLease) return
-      const k = key('lease')
-      expect(await store.acquireLease(k, 'a', later)).toBe(true)
-      expect(await store.acquireLease(k, 'b', later)).toBe(false)
-      expect(await store.releaseLease(k, 'b')).toBe(false)
-      expect(await store.releaseLease(k, 'a')).toBe(true)
-      expect(await store.releaseLease(k, 'a')).toBe(false)
-      expect(await store.acquireLease(k, 'b', later)).toBe(true)
-      const contested = key('lease-race')
-      const contenders = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => store.acquireLease!(contested, `t${i}`, later)),
-      )
-      expect(contenders.filter(Boolean)).toHaveLength(1)
+    const leases = options.leases ?? true
+    const reconnects = options.reconnects ?? false
+
+    it(`declares its capabilities truly: leases ${leases ? 'yes' : 'no'}, reconnect notifications ${reconnects ? 'yes' : 'no'}`, () => {
+      expect(typeof store.acquireLease === 'function').toBe(leases)
+      expect(typeof store.releaseLease === 'function').toBe(leases)
+      expect(typeof store.onReconnect === 'function').toBe(reconnects)
     })
 
-    it('expires leases, after which the old holder cannot release the new one', async () => {
-      if (!store.acquireLease || !store.releaseLease) return
-      const k = key('lease-ttl')
-      expect(await store.acquireLease(k, 'old', 80)).toBe(true)
-      await eventually(() => store.acquireLease!(k, 'new', later), 3000, 'the lease to expire')
-      expect(await store.releaseLease(k, 'old')).toBe(false)
-      expect(await store.acquireLease(k, 'third', later)).toBe(false)
-      expect(await store.releaseLease(k, 'new')).toBe(true)
-    })
+    if (leases) {
+      it('grants a lease to one holder at a time', async () => {
+        const k = key('lease')
+        expect(await store.acquireLease!(k, 'a', later)).toBe(true)
+        expect(await store.acquireLease!(k, 'b', later)).toBe(false)
+        expect(await store.releaseLease!(k, 'b')).toBe(false)
+        expect(await store.releaseLease!(k, 'a')).toBe(true)
+        expect(await store.releaseLease!(k, 'a')).toBe(false)
+        expect(await store.acquireLease!(k, 'b', later)).toBe(true)
+        const contested = key('lease-race')
+        const contenders = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => store.acquireLease!(contested, `t${i}`, later)),
+        )
+        expect(contenders.filter(Boolean)).toHaveLength(1)
+      })
 
-    it('calls no onReconnect listener for the first connection, if the store has them', async () => {
-      if (!store.onReconnect) return
-      const fresh = await factory()
-      let calls = 0
-      const unsubscribe = fresh.onReconnect!(() => calls++)
-      expect(typeof unsubscribe).toBe('function')
-      await fresh.set(key('reconnect'), Buffer.from('x'), 1, later)
-      await sleep(50)
-      expect(calls).toBe(0)
-      unsubscribe()
-      unsubscribe()
-      await fresh.close()
-      await options.afterClose?.()
-    })
+      it('expires leases, after which the old holder cannot release the new one', async () => {
+        const k = key('lease-ttl')
+        expect(await store.acquireLease!(k, 'old', 80)).toBe(true)
+        await eventually(() => store.acquireLease!(k, 'new', later), 3000, 'the lease to expire')
+        expect(await store.releaseLease!(k, 'old')).toBe(false)
+        expect(await store.acquireLease!(k, 'third', later)).toBe(false)
+        expect(await store.releaseLease!(k, 'new')).toBe(true)
+      })
+    } else {
+      it("without leases, a cache with lock: 'distributed' over it is refused (E_INVALID_OPTION)", () => {
+        const build = () => createCache({ namespace: 'no-leases', l2: store, lock: 'distributed' })
+        expect(build).toThrow(InvalidOptionError)
+        expect(build).toThrow(expect.objectContaining({ code: 'E_INVALID_OPTION' }))
+      })
+    }
+
+    if (reconnects) {
+      it('calls no onReconnect listener for the first connection', async () => {
+        const fresh = await factory()
+        let calls = 0
+        const unsubscribe = fresh.onReconnect!(() => calls++)
+        expect(typeof unsubscribe).toBe('function')
+        await fresh.set(key('reconnect'), Buffer.from('x'), 1, later)
+        await sleep(50)
+        expect(calls).toBe(0)
+        unsubscribe()
+        unsubscribe()
+        await fresh.close()
+        await options.afterClose?.()
+      })
+    }
 
     it('close() resolves for a store that was never used', async () => {
       const unused = await factory()
