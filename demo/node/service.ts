@@ -39,9 +39,13 @@ export function nodeCacheOptions(namespace: string, db?: Database): CacheOptions
     l1: { maxEntries: 200, ttl: '30s' },
     // One database query per key across the fleet, not one per node.
     lock: 'distributed',
-    // Fail fast when Redis is away: 100 ms at most per call, then the breaker skips it for a second.
-    l2Timeout: '100ms',
-    circuitBreaker: { failureThreshold: 3, openDuration: '1s' },
+    // Timeouts for a machine that may be busy (the demo often shares it with a browser, a build, the
+    // database): a Redis that answers late is still up, so a call waits up to a second for it, and only
+    // 10 failures in a row open the breaker. A Redis that is really gone (the outage scene stops it)
+    // refuses connections at once: those calls fail without waiting, the breaker opens after the first
+    // 10, and from then on calls skip Redis until a probe finds it back (at once when it reconnects).
+    l2Timeout: '1s',
+    circuitBreaker: { failureThreshold: 10, openDuration: '1s' },
   }
 }
 
