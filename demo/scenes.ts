@@ -210,10 +210,15 @@ const outage: Scene = {
     if (!control.available) return control.reason
     ctx.load.setProfile(ctx.baseProfile)
     await ctx.wait(duration * 0.2)
+    const openedBefore = await ctx.fleet().then(
+      (reports) => new Map(reports.map((r) => [r.node, r.stats.l2.circuitOpened])),
+      () => new Map<string, number>(),
+    )
     const downAt = ctx.recorder.elapsed()
     await control.takeDown()
     ctx.say('Redis is down', 'outage-start')
-    await ctx.wait(duration * 0.45)
+    const opened = await waitForBreakers(ctx, openedBefore, duration * 0.45)
+    await ctx.wait(duration * 0.45 - opened)
     const upAt = ctx.recorder.elapsed()
     await control.bringBack()
     ctx.say('Redis is back', 'outage-end')
@@ -225,14 +230,44 @@ const outage: Scene = {
       seconds === 0 ? 0 : down.reduce((total, s) => total + pick(s) * s.dt, 0) / seconds
     const errors = down.reduce((total, s) => total + s.fleet.errors, 0)
     const stale = down.reduce((total, s) => total + s.fleet.staleReads, 0)
+    // Nodes serve stale copies until they are back on the bus, which is after Redis is: those count too.
+    const staleAfter = ctx.recorder.samples
+      .filter((s) => s.t > upAt && s.scene === this.id)
+      .reduce((total, s) => total + s.fleet.staleReads, 0)
     return (
       `while down: ${int(perSec((s) => s.fleet.requestsPerSec))} requests/s answered, ${errors} failed, ` +
-      `${int(perSec((s) => s.fleet.dbQueriesPerSec))} database queries/s, ${stale} stale reads; ` +
+      `${int(perSec((s) => s.fleet.dbQueriesPerSec))} database queries/s, ${stale} stale reads ` +
+      `(${staleAfter} more from its return to the end of the scene); ` +
+      (opened < duration * 0.45
+        ? `every node's L2 circuit opened within ${Math.max(1, Math.ceil(opened))} ms (from then on calls skipped Redis instead of trying it); `
+        : "not every node's L2 circuit opened while Redis was down; ") +
       (recovered < duration * 0.35
         ? `every node was back on L2 and bus within ${Math.max(1, Math.ceil(recovered))} ms of Redis' return`
         : 'not every node was back on L2 and bus by the end of the scene')
     )
   },
+}
+
+/**
+ * Waits until every node's L2 circuit has opened since `before` (each node's `circuitOpened` count then):
+ * a Redis that is gone must make the nodes fail fast, not wait for it on every call. Resolves to the time
+ * it took (ms), or `limitMs` when some node's circuit did not open.
+ */
+async function waitForBreakers(
+  ctx: SceneContext,
+  before: ReadonlyMap<string, number>,
+  limitMs: number,
+): Promise<number> {
+  const started = performance.now()
+  for (;;) {
+    const reports = await ctx.fleet().catch(() => [])
+    const open =
+      reports.length > 0 && reports.every((r) => r.stats.l2.circuitOpened > (before.get(r.node) ?? 0))
+    const elapsed = performance.now() - started
+    if (open) return elapsed
+    if (elapsed >= limitMs) return limitMs
+    await ctx.wait(Math.min(25, limitMs - elapsed))
+  }
 }
 
 /** Waits until every node's L2 circuit is closed and bus connected; resolves to the time it took (ms). */

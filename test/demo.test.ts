@@ -104,6 +104,7 @@ describe('npm run demo', () => {
     }
     expect(output).toContain('· Redis is down')
     expect(output).toContain('· Redis is back')
+    expect(output).toMatch(/every node's L2 circuit opened within \d+ ms/)
     // Not a terminal: plain progress lines, no redrawing.
     expect(output).toMatch(/^\[\s*\d+s\/5s\] warm-up /m)
     expect(output).not.toContain('\u001b[')
@@ -172,6 +173,8 @@ describe('npm run demo', () => {
     expect(output).toContain('▶ scene 7/7: Redis taken away and brought back')
     expect(output).toContain('· Redis is down')
     expect(output).toContain('· Redis is back')
+    // Redis really went away, so the nodes failed fast: every node's breaker opened.
+    expect(output).toMatch(/every node's L2 circuit opened within \d+ ms/)
     expect(wholeRun(output).at(-1), output).toBe('0')
     // Its Redis is gone with it.
     await expect(redisCommand(Number(mode![1]), ['PING'], { timeoutMs: 500 })).rejects.toThrow()

@@ -4,7 +4,7 @@ import { KeyNames } from '../src/keys.js'
 import { type RedisConnectionOptions, redisBus, redisStore } from '../src/redis.js'
 import { redisCommand, startRedis } from '../tools/redis-server.js'
 import { deferred } from './support/deferred.js'
-import { uniqueNamespace } from './support/redis-fleet.js'
+import { TEST_L2_TIMEOUT, uniqueNamespace } from './support/redis-fleet.js'
 
 const redisUrl = inject('redisUrl')
 const clusterNodes = inject('redisCluster')
@@ -23,6 +23,9 @@ function node(
     namespace,
     l2: redisStore(connection),
     bus: redisBus(connection),
+    // Not about timeouts: on a loaded machine the default 100 ms opened the breaker of a healthy Redis,
+    // and writeBehind then refused writes (E_QUEUE_UNAVAILABLE).
+    l2Timeout: TEST_L2_TIMEOUT,
     writeBehind: { write, flushInterval: '10ms', partitions: 16 },
   })
   caches.push(cache)
@@ -93,6 +96,7 @@ describe('write-behind on Redis', () => {
     const cache = createCache({
       namespace,
       l2: redisStore({ url: redisUrl }),
+      l2Timeout: TEST_L2_TIMEOUT,
       writeBehind: {
         write: async (batch) => {
           if (broken) return batch.filter((item) => item.key === 'poison') // the rest goes through

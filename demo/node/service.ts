@@ -39,9 +39,13 @@ export function nodeCacheOptions(namespace: string, db?: Database): CacheOptions
     l1: { maxEntries: 200, ttl: '30s' },
     // One database query per key across the fleet, not one per node.
     lock: 'distributed',
-    // Fail fast when Redis is away: 100 ms at most per call, then the breaker skips it for a second.
-    l2Timeout: '100ms',
-    circuitBreaker: { failureThreshold: 3, openDuration: '1s' },
+    // Timeouts for a machine that may be busy (the demo often shares it with a browser, a build, the
+    // database): a Redis that answers late is still up, so a call waits up to a second for it, and only
+    // 10 failures in a row open the breaker. A Redis that is really gone (the outage scene stops it)
+    // refuses connections at once: those calls fail without waiting, the breaker opens after the first
+    // 10, and from then on calls skip Redis until a probe finds it back (at once when it reconnects).
+    l2Timeout: '1s',
+    circuitBreaker: { failureThreshold: 10, openDuration: '1s' },
   }
 }
 
@@ -56,8 +60,9 @@ export const REPORT_KEY = 'report:top-users'
  *   old row before the delete is fenced by version and not stored). The next read loads the row again.
  * - `writeThrough`: the database first, then the new row in the cache everywhere, ordered by the row's
  *   version (the database's commit order), so no reload follows.
- * - `writeBehind`: the new row in the cache everywhere at once and in the durable queue; the database
- *   gets it in a batch shortly after (coalesced: a row updated ten times in a batch is written once).
+ * - `writeBehind`: the current row read strongly (confirmed against Redis), then the new row in the cache
+ *   everywhere at once and in the durable queue; the database gets it in a batch shortly after
+ *   (coalesced: a row updated ten times in a batch is written once).
  */
 export const writeStrategies = {
   invalidate: async (cache: Cache, db: Database, id: number): Promise<User | undefined> => {
@@ -68,7 +73,13 @@ export const writeStrategies = {
   writeThrough: (cache: Cache, db: Database, id: number): Promise<User | undefined> =>
     cache.writeThrough(userKey(id), () => db.updateUser(id), { version: (user) => user!.version }),
   writeBehind: async (cache: Cache, db: Database, id: number): Promise<User | undefined> => {
-    const current = await cache.getOrSet(userKey(id), () => db.getUser(id))
+    // The new version is the current one + 1, so the current one must not be this node's L1 copy of a row
+    // another node has just replaced (its invalidation still on the way): the new row would then carry
+    // a version no higher than one already acknowledged, the database (which keeps the higher version)
+    // would drop it, and the load generator would count reads of it as stale. A strong read confirms
+    // the copy against Redis first. (Two updates of one user racing on two nodes can still both write
+    // the same version; a real application would take the version from the database or a lock.)
+    const current = await cache.getOrSet(userKey(id), () => db.getUser(id), { consistency: 'strong' })
     if (current === undefined) return undefined
     const version = current.version + 1
     const user: User = {
