@@ -221,15 +221,25 @@ describe('RemoteTier deadlines', () => {
   })
 
   it('calls of one operation share its deadline: the second waits only for what is left', async () => {
-    const store = fakeStore(Number.POSITIVE_INFINITY)
-    const tier = new RemoteTier(store, 100, undefined)
-    const deadline = tier.deadline()
-    const started = Date.now()
-    await expect(tier.get('a', deadline)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
-    // The budget is spent: the next call of the same operation fails at once without a store call.
-    await expect(tier.getStamps(['t'], deadline)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
-    expect(store.getStamps).not.toHaveBeenCalled()
-    expect(Date.now() - started).toBeLessThan(1000)
+    // Fake timers and Date: the first call fails when the 100 ms are spent, the second with no time passing.
+    vi.useFakeTimers()
+    try {
+      const store = fakeStore(Number.POSITIVE_INFINITY)
+      const tier = new RemoteTier(store, 100, undefined)
+      const deadline = tier.deadline()
+      const started = Date.now()
+      const first = expect(tier.get('a', deadline)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
+      await vi.advanceTimersByTimeAsync(100)
+      await first
+      expect(Date.now() - started).toBe(100)
+      // The budget is spent: the next call of the same operation fails at once without a store call.
+      await expect(tier.getStamps(['t'], deadline)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
+      expect(store.getStamps).not.toHaveBeenCalled()
+      expect(Date.now() - started).toBeLessThan(1000)
+      expect(Date.now() - started).toBe(100)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('reports a timeout only once Date.now() has reached the deadline, even if its timer fires early', async () => {
