@@ -4,6 +4,7 @@ import { CircuitBreaker, type CircuitState } from '../src/remote/circuit-breaker
 import { RemoteTier } from '../src/remote/remote-tier.js'
 import type { RemoteStore } from '../src/stores/store.js'
 import { deferred } from './support/deferred.js'
+import { settlesAtOnce } from './support/order.js'
 
 function breaker(failureThreshold = 3, openMs = 1000) {
   const clock = new ManualClock()
@@ -158,14 +159,20 @@ describe('RemoteTier deadlines', () => {
     const { cb } = breaker(1, 1000)
     const tier = new RemoteTier(store, 10_000, cb)
     const past = Date.now() - 1
-    const started = Date.now()
-    await expect(tier.get('k', past)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
-    await expect(tier.set('k', new Uint8Array(), 1, 1000, past)).rejects.toMatchObject({
+    // "At once": each fails before the event loop's next turn (no timer, nowhere near the 10 s timeout).
+    const calls = [
+      tier.get('k', past),
+      tier.set('k', new Uint8Array(), 1, 1000, past),
+      tier.getStamps(['s'], past),
+      tier.delete('k', 1, 1000, Date.now()),
+    ]
+    for (const call of calls) expect(await settlesAtOnce(call)).toBe(true)
+    await expect(calls[0]).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
+    await expect(calls[1]).rejects.toMatchObject({
       code: 'E_L2_TIMEOUT',
     })
-    await expect(tier.getStamps(['s'], past)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
-    await expect(tier.delete('k', 1, 1000, Date.now())).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
-    expect(Date.now() - started).toBeLessThan(5000) // "at once": nowhere near the 10 s timeout
+    await expect(calls[2]).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
+    await expect(calls[3]).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
     expect(store.get).not.toHaveBeenCalled()
     expect(store.set).not.toHaveBeenCalled()
     expect(store.getStamps).not.toHaveBeenCalled()
@@ -210,26 +217,53 @@ describe('RemoteTier deadlines', () => {
   })
 
   it('a store call that does not answer fails with E_L2_TIMEOUT after the sooner of l2Timeout and the deadline', async () => {
-    const store = fakeStore(Number.POSITIVE_INFINITY)
-    const tier = new RemoteTier(store, 5000, undefined)
-    const started = Date.now()
-    await expect(tier.get('k', Date.now() + 50)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
-    const took = Date.now() - started
-    expect(took).toBeGreaterThanOrEqual(45)
-    expect(took).toBeLessThan(2000) // the deadline (50 ms), not l2Timeout (5 s)
-    expect(store.get).toHaveBeenCalledTimes(1)
+    // Fake timers and Date: it fails exactly when the deadline (50 ms) is reached, not l2Timeout (5 s).
+    vi.useFakeTimers()
+    try {
+      const store = fakeStore(Number.POSITIVE_INFINITY)
+      const tier = new RemoteTier(store, 5000, undefined)
+      const started = Date.now()
+      const call = tier.get('k', Date.now() + 50)
+      let settled = false
+      call
+        .catch(() => {})
+        .finally(() => {
+          settled = true
+        })
+      await vi.advanceTimersByTimeAsync(49)
+      expect(settled).toBe(false)
+      await vi.advanceTimersByTimeAsync(1)
+      expect(settled).toBe(true)
+      await expect(call).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
+      const took = Date.now() - started
+      expect(took).toBeGreaterThanOrEqual(45)
+      expect(took).toBeLessThan(2000)
+      expect(store.get).toHaveBeenCalledTimes(1)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('calls of one operation share its deadline: the second waits only for what is left', async () => {
-    const store = fakeStore(Number.POSITIVE_INFINITY)
-    const tier = new RemoteTier(store, 100, undefined)
-    const deadline = tier.deadline()
-    const started = Date.now()
-    await expect(tier.get('a', deadline)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
-    // The budget is spent: the next call of the same operation fails at once without a store call.
-    await expect(tier.getStamps(['t'], deadline)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
-    expect(store.getStamps).not.toHaveBeenCalled()
-    expect(Date.now() - started).toBeLessThan(1000)
+    // Fake timers and Date: the first call fails when the 100 ms are spent, the second with no time passing.
+    vi.useFakeTimers()
+    try {
+      const store = fakeStore(Number.POSITIVE_INFINITY)
+      const tier = new RemoteTier(store, 100, undefined)
+      const deadline = tier.deadline()
+      const started = Date.now()
+      const first = expect(tier.get('a', deadline)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
+      await vi.advanceTimersByTimeAsync(100)
+      await first
+      expect(Date.now() - started).toBe(100)
+      // The budget is spent: the next call of the same operation fails at once without a store call.
+      await expect(tier.getStamps(['t'], deadline)).rejects.toMatchObject({ code: 'E_L2_TIMEOUT' })
+      expect(store.getStamps).not.toHaveBeenCalled()
+      expect(Date.now() - started).toBeLessThan(1000)
+      expect(Date.now() - started).toBe(100)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('reports a timeout only once Date.now() has reached the deadline, even if its timer fires early', async () => {
