@@ -15,10 +15,14 @@ afterAll(async () => {
   await Promise.all(servers.map((server) => server.stop()))
 })
 
+// The conformance cases are not about timeouts: the default memberTimeout (500 ms) timed out a healthy
+// member once on a loaded machine.
+const MEMBER_TIMEOUT = '5s'
+
 const overRedis = (options: Parameters<typeof shardedStore>[1] = {}) =>
   shardedStore(
     servers.map((server, i) => ({ name: `redis-${i}`, store: redisStore({ url: server.url }) })),
-    options,
+    { memberTimeout: MEMBER_TIMEOUT, ...options },
   )
 
 const cases: { name: string; factory: () => RemoteStore }[] = [
@@ -40,7 +44,7 @@ const cases: { name: string; factory: () => RemoteStore }[] = [
           { name: 'r1', store: redisStore({ url: servers[1]!.url }) },
           { name: 'mem', store: memoryStore(), weight: 0.5 },
         ],
-        { prefix: `weighted-${Date.now()}` },
+        { prefix: `weighted-${Date.now()}`, memberTimeout: MEMBER_TIMEOUT },
       ),
   },
 ]
