@@ -1,6 +1,8 @@
 /**
  * The invalidation bus on Redis pub/sub: PUBLISH/SUBSCRIBE on a single server, sharded pub/sub
  * (SPUBLISH/SSUBSCRIBE) on a Cluster, so a message only travels inside the shard that owns its channel.
+ * Long because the one thing it reports, "subscribed on the server right now", takes the reconnect,
+ * resubscribe and Cluster-slot cases below, each of which node-redis gets wrong in its own way.
  *
  * Why the status matters: pub/sub is fire-and-forget. While the subscriber connection is down, messages
  * published elsewhere are lost for good, so the cache must stop trusting its L1 from the moment the

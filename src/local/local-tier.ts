@@ -1,6 +1,8 @@
 /**
  * LocalTier: the in-process (L1) tier. A bounded map with per-entry TTL and a pluggable eviction
  * policy (W-TinyLFU by default; LRU, LFU and FIFO for comparison and special workloads).
+ * Long because the hit path is written out by hand (get and getShortcut share no helper: a call costs a
+ * measurable share of a hit), next to expiry, byte bounds and the policies' shared slot store.
  *
  * Layout (after lru-cache): a Map from key to an integer slot; the entry itself lives in parallel
  * arrays of a SlotStore (key, value, expiry, size, list links), the policy keeps its order in typed

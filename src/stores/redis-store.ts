@@ -1,6 +1,8 @@
 /**
  * The Redis L2 (standalone or Cluster) on node-redis v5. Connections (options, reconnects, Cluster
  * topology refreshes) live in redis/connection.ts.
+ * Long because each rule of the store contract (store.ts) is a Lua script here, with its replies checked
+ * as untrusted bytes; the write-behind queue (redis-queue.ts) gets its connection from here.
  *
  * Entry layout: ONE Redis string per key, `<16 lowercase hex digits of the version><entry bytes>`, so a
  * single GET returns both and a Lua script can read the version with `GETRANGE key 0 15` without a
