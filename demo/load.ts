@@ -16,9 +16,9 @@
  * past that, the request is counted as skipped instead of queued, so a slow fleet sees no burst later.
  */
 import http from 'node:http'
+import { zipfGenerator } from '../tools/zipf.js'
 import type { User } from './database/database.js'
 import type { WriteStrategy } from './node/service.js'
-import { zipfGenerator } from '../tools/zipf.js'
 
 export interface LoadProfile {
   /** Requests per second, over all nodes. */
