@@ -28,7 +28,13 @@ export const modules = {
   bus: {
     what: 'the bus handler and its wire format',
     mutate: ['src/bus/invalidations.ts', 'src/bus/wire.ts'],
-    tests: ['test/unit/wire.test.ts', 'test/unit/invalidations.test.ts', 'test/cache-multinode.test.ts'],
+    tests: [
+      'test/unit/wire.test.ts',
+      'test/unit/invalidations.test.ts',
+      'test/unit/outage-queue.test.ts',
+      'test/cache-multinode.test.ts',
+      'test/cache-metrics.test.ts',
+    ],
   },
   coherence: {
     what: 'versions, fill tokens, stamps',
