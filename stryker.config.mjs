@@ -23,7 +23,8 @@ export default {
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: `reports/mutation/${module.name}.html` },
   jsonReporter: { fileName: `reports/mutation/${module.name}.json` },
-  tempDirName: '.stryker-tmp',
+  // One temp dir per module, so that modules can run at the same time.
+  tempDirName: `.stryker-tmp/${module.name}`,
   cleanTempDir: 'always',
   timeoutMS: 10_000,
   thresholds: { high: 90, low: 80, break: null },

@@ -50,7 +50,11 @@ export const modules = {
   'outage-queue': {
     what: 'the outage queue',
     mutate: ['src/write/outage-queue.ts', 'src/write/unsent-writes.ts'],
-    tests: ['test/unit/outage-queue.test.ts'],
+    tests: [
+      'test/unit/outage-queue.test.ts',
+      'test/unit/unsent-writes.test.ts',
+      'test/cache-multinode.test.ts',
+    ],
   },
   policies: {
     what: 'the L1 policies',
