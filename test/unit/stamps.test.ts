@@ -87,6 +87,19 @@ describe('Stamps.gens', () => {
     expect(t.counters.stampsRestored).toBe(1)
   })
 
+  it('restoring raises to the known generation, never bumps past a higher one another node put meanwhile', async () => {
+    const t = setUp()
+    const known = t.coherence.versions.next()
+    t.coherence.raiseStamp('t:a', known, t.clock.now())
+    const other = known + 50
+    t.getStamps.mockImplementationOnce(async () => {
+      await t.inL2('t:a', other) // another node bumps after this read
+      return [3]
+    })
+    expect(await t.stamps.gens(['t:a'], undefined, true)).toEqual([other])
+    expect(await t.l2Gen('t:a')).toBe(other)
+  })
+
   it('the same generation as the known one is no loss', async () => {
     const t = setUp()
     const known = t.coherence.versions.next()
