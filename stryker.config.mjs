@@ -24,8 +24,11 @@ export default {
   htmlReporter: { fileName: `reports/mutation/${module.name}.html` },
   jsonReporter: { fileName: `reports/mutation/${module.name}.json` },
   // One temp dir per module, so that modules can run at the same time.
+  // Not copied into the sandbox: other modules' sandboxes (when modules run side by side), reports, and
+  // what no mutation run reads.
+  ignorePatterns: ['.stryker-tmp', 'reports', 'bench', 'demo', 'examples', 'docs', 'dist', 'coverage'],
   tempDirName: `.stryker-tmp/${module.name}`,
   cleanTempDir: 'always',
-  timeoutMS: 10_000,
+  timeoutMS: 5_000,
   thresholds: { high: 90, low: 80, break: null },
 }

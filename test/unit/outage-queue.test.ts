@@ -2,7 +2,13 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Bus } from '../../src/bus/bus.js'
 import { Invalidations } from '../../src/bus/invalidations.js'
 import { memoryBus } from '../../src/bus/memory-bus.js'
-import { decodeMessage, HEARTBEAT_KIND, type InvalidationMessage, UNKNOWN_KIND } from '../../src/bus/wire.js'
+import {
+  decodeMessage,
+  HEARTBEAT_KIND,
+  type InvalidationMessage,
+  MAX_ITEMS,
+  UNKNOWN_KIND,
+} from '../../src/bus/wire.js'
 import { ManualClock } from '../../src/clock.js'
 import { Coherence } from '../../src/coherence/coherence.js'
 import { Lifetimes } from '../../src/coherence/lifetimes.js'
@@ -316,5 +322,137 @@ describe('OutageQueue', () => {
     await vi.advanceTimersByTimeAsync(1_000)
     expect(t.queue.size).toBe(0)
     expect(vi.getTimerCount()).toBe(others)
+  })
+})
+
+describe('OutageQueue: edges found by mutation testing', () => {
+  it('announces more than MAX_ITEMS keys in messages of at most MAX_ITEMS, in order', async () => {
+    const t = await setUp()
+    const rels = Array.from({ length: 2 * MAX_ITEMS + 1 }, (_, i) => `k${i}`)
+    const versions = rels.map((_, i) => i + 1)
+    await t.queue.announceKeys(rels, versions)
+    await t.delivered()
+    expect(t.published.map((m) => m.names.length)).toEqual([MAX_ITEMS, MAX_ITEMS, 1])
+    expect(t.published.flatMap((m) => m.names)).toEqual(rels)
+    expect(t.published.flatMap((m) => m.numbers)).toEqual(versions)
+    expect(t.queue.size).toBe(0)
+  })
+
+  it('exactly MAX_ITEMS keys go in one message', async () => {
+    const t = await setUp()
+    const rels = Array.from({ length: MAX_ITEMS }, (_, i) => `k${i}`)
+    await t.queue.announceKeys(
+      rels,
+      rels.map(() => 1),
+    )
+    await t.delivered()
+    expect(t.published.map((m) => m.names.length)).toEqual([MAX_ITEMS])
+  })
+
+  it('a stamp announcement the bus did not take is queued once and published on retry', async () => {
+    const t = await setUp()
+    t.busState.failing = true
+    await t.queue.announceStamps(['t:a', 't:b'], [5, 6], 5)
+    expect(t.queue.size).toBe(1)
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([
+      [
+        ['t:a', 't:b'],
+        [5, 6],
+      ],
+    ])
+    expect(t.queue.size).toBe(0)
+  })
+
+  it('an announcement is re-made on retry while L2 holds the same version of the key', async () => {
+    const t = await setUp()
+    t.busState.failing = true
+    await t.queue.announceKeys(['k'], [10])
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([1]), 10, 60_000)
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['k'], [10]]])
+  })
+
+  it('L2 done but the bus still down: only the announcement is retried, the L2 write is not redone', async () => {
+    const t = await setUp()
+    t.busState.failing = true
+    t.queue.queueDelete('k', 100)
+    await t.queue.retry()
+    expect(t.gated.calls.deleteIfNewer).toBe(1)
+    expect(t.queue.size).toBe(1)
+    expect(t.queue.recovered).toBe(0)
+    expect(t.unsent.get('k')).toBeUndefined() // L2 has it: reads no longer need the record
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([9]), 200, 60_000)
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.gated.calls.deleteIfNewer).toBe(1)
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['k'], [100]]])
+    expect(t.queue.recovered).toBe(1)
+    expect(await t.inner.get(t.keys.entry('k'))).toEqual({ bytes: new Uint8Array([9]), version: 200 })
+  })
+
+  it('a retry while one runs does nothing; work queued during a retry waits for the next', async () => {
+    const t = await setUp()
+    t.queue.queueDelete('a', 100)
+    const gate = t.gated.gate('deleteIfNewer')
+    const first = t.queue.retry()
+    await gate.reached
+    t.queue.queueDelete('a', 200) // newer work of the same key while the older one is in flight
+    await t.queue.retry() // returns at once: a retry is running
+    expect(t.gated.calls.deleteIfNewer).toBe(1)
+    gate.release()
+    await first
+    // The finished older work does not remove the newer one.
+    expect(t.queue.size).toBe(1)
+    expect(t.unsent.get('a')?.version).toBe(200)
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.gated.calls.deleteIfNewer).toBe(2)
+    expect(t.queue.size).toBe(0)
+    expect(t.published.map((m) => m.numbers)).toEqual([[100], [200]])
+  })
+
+  it('work replaced while its publish is failing keeps the newer work', async () => {
+    const t = await setUp()
+    t.queue.queueDelete('a', 100)
+    t.busState.failing = true
+    const gate = t.gated.gate('deleteIfNewer', 'after')
+    const first = t.queue.retry()
+    await gate.reached
+    t.queue.queueDelete('a', 200)
+    gate.release()
+    await first
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    // The newer delete was redone in L2 (not replaced by the older one's announcement).
+    expect(t.gated.calls.deleteIfNewer).toBe(2)
+    expect(t.published.map((m) => m.numbers)).toEqual([[200]])
+  })
+
+  it('after stop() queued work starts no retry timer', async () => {
+    vi.useFakeTimers()
+    const t = await setUp()
+    const others = vi.getTimerCount()
+    t.queue.stop()
+    t.busState.failing = true
+    await t.queue.announceKeys(['k'], [1])
+    expect(t.queue.size).toBe(1)
+    expect(vi.getTimerCount()).toBe(others)
+  })
+
+  it('the retry timer does not keep the process alive', async () => {
+    const spy = vi.spyOn(globalThis, 'setInterval')
+    const t = await setUp()
+    t.busState.failing = true
+    await t.queue.announceKeys(['k'], [1])
+    const timer = spy.mock.results.at(-1)!.value as NodeJS.Timeout
+    expect(timer.hasRef()).toBe(false)
+    spy.mockRestore()
   })
 })
