@@ -1,10 +1,12 @@
 // `npm run test:mutation [-- <module>...]`: Stryker on each named module (all of them if none), one after
 // the other, each with its own test files and incremental file. Prints a score table at the end.
+// `npm run test:mutation -- --table`: only the table, from the last reports of every module.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { modules } from './mutation-modules.mjs'
 
-const names = process.argv.slice(2)
+const tableOnly = process.argv.includes('--table')
+const names = process.argv.slice(2).filter((arg) => arg !== '--table')
 const unknown = names.filter((name) => !(name in modules))
 if (unknown.length > 0) {
   console.error(`unknown module ${unknown.join(', ')}; one of: ${Object.keys(modules).join(', ')}`)
@@ -13,7 +15,7 @@ if (unknown.length > 0) {
 const selected = names.length > 0 ? names : Object.keys(modules)
 
 let failed = false
-for (const name of selected) {
+for (const name of tableOnly ? [] : selected) {
   console.log(`\n=== mutation testing: ${name} (${modules[name].what})`)
   const run = spawnSync('npx', ['stryker', 'run', 'stryker.config.mjs'], {
     stdio: 'inherit',
