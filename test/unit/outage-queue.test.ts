@@ -34,11 +34,11 @@ afterEach(() => {
 })
 
 /** The outage queue with real parts around it: a memoryStore (whose calls can fail) and a bus whose publishes can fail. */
-async function setUp(limit = 100) {
+async function setUp(limit = 100, withL2 = true) {
   const clock = new ManualClock()
   const inner = memoryStore({ clock })
   const gated = gatedStore(inner)
-  const remote = new RemoteTier(gated.store, 1_000, undefined)
+  const remote = withL2 ? new RemoteTier(gated.store, 1_000, undefined) : undefined
   const keys = new KeyNames('oq')
   const coherence = new Coherence(clock, true)
   const unsent = new UnsentWrites()
@@ -454,5 +454,99 @@ describe('OutageQueue: edges found by mutation testing', () => {
     const timer = spy.mock.results.at(-1)!.value as NodeJS.Timeout
     expect(timer.hasRef()).toBe(false)
     spy.mockRestore()
+  })
+
+  it('a multiple of MAX_ITEMS keys makes exactly that many messages, no empty one', async () => {
+    const t = await setUp()
+    const rels = Array.from({ length: 2 * MAX_ITEMS }, (_, i) => `k${i}`)
+    await t.queue.announceKeys(
+      rels,
+      rels.map(() => 1),
+    )
+    await t.delivered()
+    expect(t.published.map((m) => m.names.length)).toEqual([MAX_ITEMS, MAX_ITEMS])
+  })
+
+  it('queueSet refused and L2 shows the same bytes under another version than it reported: not announced', async () => {
+    const t = await setUp()
+    const bytes = new Uint8Array([5])
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([1]), 120, 60_000)
+    t.queue.queueSet('k', t.entry('mine', 100), bytes, 60_000)
+    const gate = t.gated.gate('get')
+    const retry = t.queue.retry()
+    await gate.reached
+    // Between the refusal (version 120) and the read, another node writes the same bytes at 130.
+    await t.inner.set(t.keys.entry('k'), bytes, 130, 60_000)
+    gate.release()
+    await retry
+    await t.delivered()
+    expect(t.published).toEqual([])
+    expect(t.unsent.get('k')).toBeUndefined()
+  })
+
+  it('queueStampBump records exactly the bumped stamps as unsent, and forgets them once L2 has them', async () => {
+    const t = await setUp()
+    const gen = t.coherence.versions.next()
+    t.queue.queueStampBump(['t:a', 't:b'], gen)
+    expect([...t.unsent.stamps]).toEqual([
+      ['t:a', gen],
+      ['t:b', gen],
+    ])
+    await t.queue.retry()
+    expect(t.unsent.stamps.size).toBe(0)
+  })
+
+  it('work replaced while a retry works on other keys is not redone in its old form', async () => {
+    const t = await setUp()
+    t.queue.queueDelete('a', 100)
+    t.queue.queueDelete('b', 100)
+    const gate = t.gated.gate('deleteIfNewer')
+    const retry = t.queue.retry()
+    await gate.reached // a's redo
+    t.queue.queueDelete('b', 200)
+    gate.release()
+    await retry
+    expect(t.gated.calls.deleteIfNewer).toBe(1)
+    expect(t.queue.recovered).toBe(1)
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([
+      [['a'], [100]],
+      [['b'], [200]],
+    ])
+  })
+
+  it('of two pieces of work with the same rank, the later replaces the earlier', async () => {
+    const t = await setUp()
+    t.queue.queueSet('k', t.entry('first', 100), new Uint8Array([1]), 60_000)
+    t.queue.queueSet('k', t.entry('second', 100), new Uint8Array([2]), 60_000)
+    await t.queue.retry()
+    expect(await t.inner.get(t.keys.entry('k'))).toEqual({ bytes: new Uint8Array([2]), version: 100 })
+  })
+
+  it('one retry timer however much work waits', async () => {
+    vi.useFakeTimers()
+    const t = await setUp()
+    const others = vi.getTimerCount()
+    t.busState.failing = true
+    await t.queue.announceKeys(['a'], [1])
+    await t.queue.announceKeys(['b'], [2])
+    t.queue.queueDelete('c', 3)
+    expect(vi.getTimerCount()).toBe(others + 1)
+  })
+
+  it('without L2, the overflow clear is in effect here at once and announced when the bus takes it', async () => {
+    const t = await setUp(1, false)
+    t.busState.failing = true
+    await t.queue.announceKeys(['a'], [10])
+    await t.queue.announceKeys(['b'], [11])
+    expect(t.counters.pendingDropped).toBe(2)
+    const gen = t.coherence.stampGen('n:')
+    expect(gen).toBeGreaterThan(0)
+    expect(t.queue.size).toBe(1)
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['n:'], [gen]]])
   })
 })

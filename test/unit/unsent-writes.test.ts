@@ -7,7 +7,8 @@ describe('UnsentWrites', () => {
     const first = unsent.keep('k', 10, undefined)
     expect(unsent.get('k')).toBe(first)
     const same = unsent.keep('k', 10, undefined)
-    expect(unsent.get('k')).toBe(same) // the same version: the later call's record
+    expect(same).not.toBe(first) // the same version: the later call's record
+    expect(unsent.get('k')).toBe(same)
     expect(unsent.keep('k', 9, undefined)).toBe(same)
     expect(unsent.get('k')).toEqual({ version: 10, entry: undefined })
     const newer = unsent.keep('k', 11, undefined)
