@@ -137,3 +137,16 @@ describe('TinyLfuPolicy.check catches', () => {
     expect(() => (internals as unknown as TinyLfuPolicy).check()).not.toThrow()
   })
 })
+
+describe('TinyLfuPolicy.grow', () => {
+  it('bounded by bytes only, keeps hashes and sample marks right while the tier grows', () => {
+    const { tier } = recordingTier<number>({ maxBytes: 1_000_000, policy: 'tinylfu' })
+    for (let i = 0; i < 5000; i++) {
+      tier.set(`k${i}`, i, NEVER)
+      if (i % 7 === 0) tier.get(`k${i >> 1}`)
+      if (i % 1000 === 999) checkInvariants(tier)
+    }
+    checkInvariants(tier)
+    expect(tier.size).toBe(5000)
+  })
+})
