@@ -5,10 +5,11 @@
  * randomized tests pass over a real bug (issue 16, found by mutation testing).
  */
 import { describe, expect, it } from 'vitest'
+import { FrequencySketch } from '../../src/local/frequency-sketch.js'
 import type { LocalTier } from '../../src/local/local-tier.js'
 import type { LfuPolicy } from '../../src/local/policies/lfu.js'
 import type { TinyLfuPolicy } from '../../src/local/policies/tinylfu.js'
-import { checkInvariants, policyOf, recordingTier } from '../support/local-tier.js'
+import { checkInvariants, policyOf, recordingTier, seeded } from '../support/local-tier.js'
 
 const NEVER = Number.POSITIVE_INFINITY
 type Internals = Record<string, any>
@@ -148,5 +149,58 @@ describe('TinyLfuPolicy.grow', () => {
     }
     checkInvariants(tier)
     expect(tier.size).toBe(5000)
+  })
+})
+
+describe('TinyLfuPolicy segment bounds', () => {
+  it('bounded by bytes only: byte shares for window and protected, no entry bounds', () => {
+    const { tier } = recordingTier<number>({ maxBytes: 1000, policy: 'tinylfu' })
+    const a = policyOf<TinyLfuPolicy>(tier).adaptation()
+    expect(a.windowMaxEntries).toBe(Number.POSITIVE_INFINITY)
+    expect(a.protectedMaxEntries).toBe(Number.POSITIVE_INFINITY)
+    expect(a.windowMaxBytes).toBeCloseTo(10)
+    expect(a.protectedMaxBytes).toBeCloseTo((1000 - 10) * 0.8)
+  })
+
+  it('bounded by entries only: entry shares, no byte bounds', () => {
+    const { tier } = recordingTier<number>({ maxEntries: 1000, policy: 'tinylfu' })
+    const a = policyOf<TinyLfuPolicy>(tier).adaptation()
+    expect(a.windowMaxEntries).toBe(10)
+    expect(a.protectedMaxEntries).toBe(Math.floor((1000 - 10) * 0.8))
+    expect(a.windowMaxBytes).toBe(Number.POSITIVE_INFINITY)
+    expect(a.protectedMaxBytes).toBe(Number.POSITIVE_INFINITY)
+  })
+
+  it('bounded by bytes, protected stays within its byte share as entries are promoted', () => {
+    const { tier } = recordingTier<number>({ maxBytes: 200, policy: 'tinylfu' })
+    const p = policyOf<Internals>(tier)
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 40; i++) {
+        tier.set(`k${i}`, i, NEVER, 5)
+        tier.get(`k${i}`)
+        tier.get(`k${i}`)
+      }
+      tier.set('drain', 0, NEVER)
+      expect(p.protected.bytes).toBeLessThanOrEqual(p.protectedMaxBytes)
+    }
+    expect(p.protected.count).toBeGreaterThan(0)
+  })
+
+  it('key hashes are seeded per cache (hash flooding)', () => {
+    const a = recordingTier<number>({ maxEntries: 10, policy: 'tinylfu', random: seeded(1) })
+    const b = recordingTier<number>({ maxEntries: 10, policy: 'tinylfu', random: seeded(2) })
+    expect(policyOf<Internals>(a.tier).seed).not.toBe(policyOf<Internals>(b.tier).seed)
+  })
+})
+
+describe('FrequencySketch.ensureCapacity', () => {
+  it('asking for the capacity it has keeps the counts', () => {
+    const sketch = new FrequencySketch(64)
+    for (let i = 0; i < 5; i++) sketch.increment(12345)
+    expect(sketch.frequency(12345)).toBe(5)
+    sketch.ensureCapacity(64)
+    expect(sketch.frequency(12345)).toBe(5)
+    sketch.ensureCapacity(32)
+    expect(sketch.frequency(12345)).toBe(5)
   })
 })
