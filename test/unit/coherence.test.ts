@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/clock.js'
 import { Coherence } from '../../src/coherence/coherence.js'
-import { VersionClock } from '../../src/coherence/hlc.js'
+import { MAX_LEAD_MS, MAX_VERSION_LEAD, VersionClock } from '../../src/coherence/hlc.js'
 import { deferred } from '../support/deferred.js'
 
 function coherence() {
@@ -193,5 +193,106 @@ describe('VersionClock', () => {
     clock.advance(10_000)
     expect(versions.next()).toBe((1_700_000_000_000 + 10_000) * 4096)
     expect(Number.isSafeInteger(versions.next())).toBe(true)
+  })
+})
+
+/** Runs `act` inside a fill and returns its token; the fill stays in flight until `done` is called. */
+function inFill(c: Coherence): { token: number; done: () => void } {
+  const end = deferred<void>()
+  let token = -1
+  void c.fill(async (t) => {
+    token = t
+    await end.promise
+  })
+  return { token, done: () => end.resolve() }
+}
+
+describe('Coherence: edges found by mutation testing', () => {
+  it('trusts its L1 from the start only when it has no bus', () => {
+    const clock = new ManualClock()
+    expect(new Coherence(clock, false).trusted).toBe(true)
+    expect(new Coherence(clock, true).trusted).toBe(false)
+  })
+
+  it('a mark made before a fill started does not void it, whatever version it announced', () => {
+    const { c } = coherence()
+    const holder = inFill(c) // keeps marks alive
+    c.markKey('k', 500)
+    const fill = inFill(c) // token taken after the mark
+    expect(c.fillAllowed('k', fill.token, 100)).toBe(true)
+    expect(c.untouchedSince('k', fill.token)).toBe(true)
+    c.markKey('k', 500) // after the token: voids a fill of an older version
+    expect(c.fillAllowed('k', fill.token, 100)).toBe(false)
+    expect(c.untouchedSince('k', fill.token)).toBe(false)
+    holder.done()
+    fill.done()
+  })
+
+  it('past MAX_KEY_MARKS marked keys, a further mark voids every fill in flight instead', () => {
+    const { c } = coherence()
+    const fill = inFill(c)
+    for (let i = 0; i < 10_000; i++) c.markKey(`k${i}`, 1)
+    expect(c.fillAllowed('other', fill.token, 1)).toBe(true)
+    c.markKey('one-more', 1)
+    expect(c.fillAllowed('other', fill.token, 1)).toBe(false)
+    fill.done()
+  })
+
+  it('a stamp first learned at generation 0 is no rise', () => {
+    const { c, clock } = coherence()
+    const epoch = c.stampEpoch
+    expect(c.raiseStamp('t:a', 0, clock.now())).toBe(false)
+    expect(c.stampEpoch).toBe(epoch)
+    expect(c.stampGen('t:a')).toBe(0)
+    expect(c.raiseStamp('t:a', 0, clock.now())).toBe(false)
+  })
+
+  it('an entry stays judged by its stamps however the table learned them (moved-stamp count)', () => {
+    const a = coherence()
+    a.c.raiseStamp('t:a', 0, a.clock.now())
+    a.c.raiseStamp('t:b', 5, a.clock.now()) // new, already moved
+    a.c.raiseStamp('t:a', 3, a.clock.now()) // known at 0, now moved
+    expect(a.c.isCurrent(['t:a'], [0])).toBe(false)
+    expect(a.c.isCurrent(['t:b'], [0])).toBe(false)
+    const b = coherence()
+    b.c.raiseStamp('t:a', 0, b.clock.now())
+    b.c.raiseStamp('t:a', 3, b.clock.now())
+    b.c.raiseStamp('t:b', 5, b.clock.now())
+    expect(b.c.isCurrent(['t:a'], [0])).toBe(false)
+  })
+
+  it('pruning a stamp that never moved leaves the moved ones in force', () => {
+    const { c, clock } = coherence()
+    c.raiseStamp('t:still', 0, clock.now())
+    clock.advance(1_000)
+    c.raiseStamp('t:moved', 5, clock.now())
+    c.pruneStamps(clock.now(), 500)
+    expect(c.stamps.has('t:still')).toBe(false)
+    expect(c.isCurrent(['t:moved'], [0])).toBe(false)
+  })
+
+  it('pruneStamps keeps a stamp learned exactly maxAgeMs ago', () => {
+    const { c, clock } = coherence()
+    c.raiseStamp('t:a', 3, clock.now())
+    clock.advance(500)
+    c.pruneStamps(clock.now(), 500)
+    expect(c.stampGen('t:a')).toBe(3)
+  })
+})
+
+describe('VersionClock plausibility', () => {
+  it('believes versions up to MAX_LEAD_MS ahead of its clock (MAX_VERSION_LEAD in version units), not beyond', () => {
+    const clock = new ManualClock(1_700_000_000_000)
+    const versions = new VersionClock(clock)
+    const now = versions.next()
+    const limit = (1_700_000_000_000 + MAX_LEAD_MS) * 4096
+    expect(now + MAX_VERSION_LEAD).toBe(limit)
+    expect(versions.plausible(limit)).toBe(true)
+    expect(versions.plausible(limit + 1)).toBe(false)
+    expect(versions.plausible(0)).toBe(true)
+    expect(versions.plausible(-1)).toBe(false)
+    expect(versions.plausible(1.5)).toBe(false)
+    expect(versions.observe(limit + 1)).toBe(false)
+    expect(versions.next()).toBe(now + 1) // nothing observed
   })
 })

@@ -2,7 +2,13 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Bus } from '../../src/bus/bus.js'
 import { Invalidations } from '../../src/bus/invalidations.js'
 import { memoryBus } from '../../src/bus/memory-bus.js'
-import { decodeMessage, HEARTBEAT_KIND, type InvalidationMessage, UNKNOWN_KIND } from '../../src/bus/wire.js'
+import {
+  decodeMessage,
+  HEARTBEAT_KIND,
+  type InvalidationMessage,
+  MAX_ITEMS,
+  UNKNOWN_KIND,
+} from '../../src/bus/wire.js'
 import { ManualClock } from '../../src/clock.js'
 import { Coherence } from '../../src/coherence/coherence.js'
 import { Lifetimes } from '../../src/coherence/lifetimes.js'
@@ -28,11 +34,11 @@ afterEach(() => {
 })
 
 /** The outage queue with real parts around it: a memoryStore (whose calls can fail) and a bus whose publishes can fail. */
-async function setUp(limit = 100) {
+async function setUp(limit = 100, withL2 = true) {
   const clock = new ManualClock()
   const inner = memoryStore({ clock })
   const gated = gatedStore(inner)
-  const remote = new RemoteTier(gated.store, 1_000, undefined)
+  const remote = withL2 ? new RemoteTier(gated.store, 1_000, undefined) : undefined
   const keys = new KeyNames('oq')
   const coherence = new Coherence(clock, true)
   const unsent = new UnsentWrites()
@@ -316,5 +322,231 @@ describe('OutageQueue', () => {
     await vi.advanceTimersByTimeAsync(1_000)
     expect(t.queue.size).toBe(0)
     expect(vi.getTimerCount()).toBe(others)
+  })
+})
+
+describe('OutageQueue: edges found by mutation testing', () => {
+  it('announces more than MAX_ITEMS keys in messages of at most MAX_ITEMS, in order', async () => {
+    const t = await setUp()
+    const rels = Array.from({ length: 2 * MAX_ITEMS + 1 }, (_, i) => `k${i}`)
+    const versions = rels.map((_, i) => i + 1)
+    await t.queue.announceKeys(rels, versions)
+    await t.delivered()
+    expect(t.published.map((m) => m.names.length)).toEqual([MAX_ITEMS, MAX_ITEMS, 1])
+    expect(t.published.flatMap((m) => m.names)).toEqual(rels)
+    expect(t.published.flatMap((m) => m.numbers)).toEqual(versions)
+    expect(t.queue.size).toBe(0)
+  })
+
+  it('exactly MAX_ITEMS keys go in one message', async () => {
+    const t = await setUp()
+    const rels = Array.from({ length: MAX_ITEMS }, (_, i) => `k${i}`)
+    await t.queue.announceKeys(
+      rels,
+      rels.map(() => 1),
+    )
+    await t.delivered()
+    expect(t.published.map((m) => m.names.length)).toEqual([MAX_ITEMS])
+  })
+
+  it('a stamp announcement the bus did not take is queued once and published on retry', async () => {
+    const t = await setUp()
+    t.busState.failing = true
+    await t.queue.announceStamps(['t:a', 't:b'], [5, 6], 5)
+    expect(t.queue.size).toBe(1)
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([
+      [
+        ['t:a', 't:b'],
+        [5, 6],
+      ],
+    ])
+    expect(t.queue.size).toBe(0)
+  })
+
+  it('an announcement is re-made on retry while L2 holds the same version of the key', async () => {
+    const t = await setUp()
+    t.busState.failing = true
+    await t.queue.announceKeys(['k'], [10])
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([1]), 10, 60_000)
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['k'], [10]]])
+  })
+
+  it('L2 done but the bus still down: only the announcement is retried, the L2 write is not redone', async () => {
+    const t = await setUp()
+    t.busState.failing = true
+    t.queue.queueDelete('k', 100)
+    await t.queue.retry()
+    expect(t.gated.calls.deleteIfNewer).toBe(1)
+    expect(t.queue.size).toBe(1)
+    expect(t.queue.recovered).toBe(0)
+    expect(t.unsent.get('k')).toBeUndefined() // L2 has it: reads no longer need the record
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([9]), 200, 60_000)
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.gated.calls.deleteIfNewer).toBe(1)
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['k'], [100]]])
+    expect(t.queue.recovered).toBe(1)
+    expect(await t.inner.get(t.keys.entry('k'))).toEqual({ bytes: new Uint8Array([9]), version: 200 })
+  })
+
+  it('a retry while one runs does nothing; work queued during a retry waits for the next', async () => {
+    const t = await setUp()
+    t.queue.queueDelete('a', 100)
+    const gate = t.gated.gate('deleteIfNewer')
+    const first = t.queue.retry()
+    await gate.reached
+    t.queue.queueDelete('a', 200) // newer work of the same key while the older one is in flight
+    await t.queue.retry() // returns at once: a retry is running
+    expect(t.gated.calls.deleteIfNewer).toBe(1)
+    gate.release()
+    await first
+    // The finished older work does not remove the newer one.
+    expect(t.queue.size).toBe(1)
+    expect(t.unsent.get('a')?.version).toBe(200)
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.gated.calls.deleteIfNewer).toBe(2)
+    expect(t.queue.size).toBe(0)
+    expect(t.published.map((m) => m.numbers)).toEqual([[100], [200]])
+  })
+
+  it('work replaced while its publish is failing keeps the newer work', async () => {
+    const t = await setUp()
+    t.queue.queueDelete('a', 100)
+    t.busState.failing = true
+    const gate = t.gated.gate('deleteIfNewer', 'after')
+    const first = t.queue.retry()
+    await gate.reached
+    t.queue.queueDelete('a', 200)
+    gate.release()
+    await first
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    // The newer delete was redone in L2 (not replaced by the older one's announcement).
+    expect(t.gated.calls.deleteIfNewer).toBe(2)
+    expect(t.published.map((m) => m.numbers)).toEqual([[200]])
+  })
+
+  it('after stop() queued work starts no retry timer', async () => {
+    vi.useFakeTimers()
+    const t = await setUp()
+    const others = vi.getTimerCount()
+    t.queue.stop()
+    t.busState.failing = true
+    await t.queue.announceKeys(['k'], [1])
+    expect(t.queue.size).toBe(1)
+    expect(vi.getTimerCount()).toBe(others)
+  })
+
+  it('the retry timer does not keep the process alive', async () => {
+    const spy = vi.spyOn(globalThis, 'setInterval')
+    const t = await setUp()
+    t.busState.failing = true
+    await t.queue.announceKeys(['k'], [1])
+    const timer = spy.mock.results.at(-1)!.value as NodeJS.Timeout
+    expect(timer.hasRef()).toBe(false)
+    spy.mockRestore()
+  })
+
+  it('a multiple of MAX_ITEMS keys makes exactly that many messages, no empty one', async () => {
+    const t = await setUp()
+    const rels = Array.from({ length: 2 * MAX_ITEMS }, (_, i) => `k${i}`)
+    await t.queue.announceKeys(
+      rels,
+      rels.map(() => 1),
+    )
+    await t.delivered()
+    expect(t.published.map((m) => m.names.length)).toEqual([MAX_ITEMS, MAX_ITEMS])
+  })
+
+  it('queueSet refused and L2 shows the same bytes under another version than it reported: not announced', async () => {
+    const t = await setUp()
+    const bytes = new Uint8Array([5])
+    await t.inner.set(t.keys.entry('k'), new Uint8Array([1]), 120, 60_000)
+    t.queue.queueSet('k', t.entry('mine', 100), bytes, 60_000)
+    const gate = t.gated.gate('get')
+    const retry = t.queue.retry()
+    await gate.reached
+    // Between the refusal (version 120) and the read, another node writes the same bytes at 130.
+    await t.inner.set(t.keys.entry('k'), bytes, 130, 60_000)
+    gate.release()
+    await retry
+    await t.delivered()
+    expect(t.published).toEqual([])
+    expect(t.unsent.get('k')).toBeUndefined()
+  })
+
+  it('queueStampBump records exactly the bumped stamps as unsent, and forgets them once L2 has them', async () => {
+    const t = await setUp()
+    const gen = t.coherence.versions.next()
+    t.queue.queueStampBump(['t:a', 't:b'], gen)
+    expect([...t.unsent.stamps]).toEqual([
+      ['t:a', gen],
+      ['t:b', gen],
+    ])
+    await t.queue.retry()
+    expect(t.unsent.stamps.size).toBe(0)
+  })
+
+  it('work replaced while a retry works on other keys is not redone in its old form', async () => {
+    const t = await setUp()
+    t.queue.queueDelete('a', 100)
+    t.queue.queueDelete('b', 100)
+    const gate = t.gated.gate('deleteIfNewer')
+    const retry = t.queue.retry()
+    await gate.reached // a's redo
+    t.queue.queueDelete('b', 200)
+    gate.release()
+    await retry
+    expect(t.gated.calls.deleteIfNewer).toBe(1)
+    expect(t.queue.recovered).toBe(1)
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([
+      [['a'], [100]],
+      [['b'], [200]],
+    ])
+  })
+
+  it('of two pieces of work with the same rank, the later replaces the earlier', async () => {
+    const t = await setUp()
+    t.queue.queueSet('k', t.entry('first', 100), new Uint8Array([1]), 60_000)
+    t.queue.queueSet('k', t.entry('second', 100), new Uint8Array([2]), 60_000)
+    await t.queue.retry()
+    expect(await t.inner.get(t.keys.entry('k'))).toEqual({ bytes: new Uint8Array([2]), version: 100 })
+  })
+
+  it('one retry timer however much work waits', async () => {
+    vi.useFakeTimers()
+    const t = await setUp()
+    const others = vi.getTimerCount()
+    t.busState.failing = true
+    await t.queue.announceKeys(['a'], [1])
+    await t.queue.announceKeys(['b'], [2])
+    t.queue.queueDelete('c', 3)
+    expect(vi.getTimerCount()).toBe(others + 1)
+  })
+
+  it('without L2, the overflow clear is in effect here at once and announced when the bus takes it', async () => {
+    const t = await setUp(1, false)
+    t.busState.failing = true
+    await t.queue.announceKeys(['a'], [10])
+    await t.queue.announceKeys(['b'], [11])
+    expect(t.counters.pendingDropped).toBe(2)
+    const gen = t.coherence.stampGen('n:')
+    expect(gen).toBeGreaterThan(0)
+    expect(t.queue.size).toBe(1)
+    t.busState.failing = false
+    await t.queue.retry()
+    await t.delivered()
+    expect(t.published.map((m) => [m.names, m.numbers])).toEqual([[['n:'], [gen]]])
   })
 })

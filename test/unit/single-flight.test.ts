@@ -67,4 +67,24 @@ describe('SingleFlight', () => {
     await Promise.resolve()
     expect(flights.has('k')).toBe(false)
   })
+
+  it('an execution that finishes never forgets the one that replaced it (an execute that starts another)', async () => {
+    const flights = new SingleFlight<string>()
+    const outer = deferred<string>()
+    const inner = deferred<string>()
+    let nested: Promise<string> | undefined
+    const first = flights.run('k', () => {
+      // The loader runs the same key through the flight before its own execution is registered.
+      nested = flights.run('k', () => inner.promise)
+      return outer.promise
+    })
+    inner.resolve('inner')
+    expect(await nested).toBe('inner')
+    // The outer execution is the one in flight now: a new caller joins it.
+    const joined = flights.run('k', async () => 'new')
+    expect(flights.has('k')).toBe(true)
+    outer.resolve('outer')
+    expect(await first).toBe('outer')
+    expect(await joined).toBe('outer')
+  })
 })

@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import {
   decodeMessage,
+  encodeHeartbeat,
   encodeMessage,
+  HEARTBEAT_KIND,
+  type HeartbeatMessage,
   type InvalidationMessage,
+  MAX_HEARTBEAT_BYTES,
+  MAX_ITEMS,
   MessageKind,
   NODE_ID_BYTES,
   UNKNOWN_KIND,
@@ -95,6 +100,82 @@ describe('bus wire format', () => {
       expect(b.stats().bus).toMatchObject({ unknown: 1, dropped: 1, received: 1 })
     } finally {
       await Promise.all([a.close(), b.close()])
+    }
+  })
+})
+
+/** The error decodeMessage throws for `bytes` (failing the test if it does not throw). */
+function corrupt(bytes: Uint8Array): Error & { code?: string } {
+  try {
+    decodeMessage(bytes)
+  } catch (err) {
+    return err as Error & { code?: string }
+  }
+  throw new Error('decoded without an error')
+}
+
+describe('bus wire format: limits and what each corrupt message says', () => {
+  it('at most MAX_ITEMS items in a message', () => {
+    const names = (n: number) => Array.from({ length: n }, (_, i) => `k${i}`)
+    const ok = encodeMessage({
+      kind: MessageKind.Keys,
+      origin,
+      names: names(MAX_ITEMS),
+      numbers: names(MAX_ITEMS).map(() => 1),
+    })
+    expect((decodeMessage(ok) as InvalidationMessage).names).toHaveLength(MAX_ITEMS)
+    const over = encodeMessage({
+      kind: MessageKind.Keys,
+      origin,
+      names: names(MAX_ITEMS + 1),
+      numbers: names(MAX_ITEMS + 1).map(() => 1),
+    })
+    const error = corrupt(over)
+    expect(error).toMatchObject({
+      code: 'E_CORRUPT_ENTRY',
+      message: expect.stringContaining('truncated or corrupt'),
+    })
+    expect(error.cause).toBeInstanceOf(RangeError)
+    expect((error.cause as Error).message).toContain(`more than ${MAX_ITEMS}`)
+  })
+
+  it('says why: no wire version, too short, truncated', () => {
+    const bytes = encodeMessage({ kind: MessageKind.Keys, origin, names: ['k'], numbers: [1] })
+    const zero = Buffer.from(bytes)
+    zero[0] = 0
+    expect(corrupt(zero).message).toContain('no wire version')
+    expect(corrupt(bytes.subarray(0, 5)).message).toContain('too short')
+    expect(corrupt(bytes.subarray(0, bytes.length - 1)).message).toContain('truncated or corrupt')
+  })
+
+  it('heartbeats round-trip, the empty one included, up to MAX_HEARTBEAT_BYTES', () => {
+    for (const body of ['', '{"name":"a"}', 'x'.repeat(MAX_HEARTBEAT_BYTES)]) {
+      const decoded = decodeMessage(encodeHeartbeat(origin, body)) as HeartbeatMessage
+      expect(decoded.kind).toBe(HEARTBEAT_KIND)
+      expect(decoded.body).toBe(body)
+      expect(decoded.origin.equals(origin)).toBe(true)
+    }
+  })
+
+  it('a heartbeat that is cut short, too long, or not the length it says is corrupt', () => {
+    const beat = encodeHeartbeat(origin, '{"name":"a"}')
+    for (const cut of [2 + NODE_ID_BYTES, 2 + NODE_ID_BYTES + 3]) {
+      const error = corrupt(beat.subarray(0, cut))
+      expect(error).toMatchObject({
+        code: 'E_CORRUPT_ENTRY',
+        message: expect.stringContaining('Heartbeat is truncated'),
+      })
+    }
+    const wrong = [
+      beat.subarray(0, beat.length - 1),
+      Buffer.concat([beat, Buffer.from([0x20])]),
+      encodeHeartbeat(origin, 'x'.repeat(MAX_HEARTBEAT_BYTES + 1)),
+    ]
+    for (const bytes of wrong) {
+      expect(corrupt(bytes)).toMatchObject({
+        code: 'E_CORRUPT_ENTRY',
+        message: expect.stringContaining('Heartbeat has the wrong length'),
+      })
     }
   })
 })
