@@ -73,4 +73,9 @@ describe('LocalTier lfu', () => {
     for (const seed of [24, 25])
       runModel('lfu', { seed, ops: 4000, keys: 40, maxEntries: 10, maxBytes: 50, maxSize: 10 })
   })
+
+  it('matches the reference while its bucket arrays grow with the slots (bounded by bytes only)', () => {
+    // 1,024 slots to start: the prefill's 1,025th entry doubles them, and the policy's buckets with them.
+    runModel('lfu', { seed: 26, ops: 3000, keys: 3000, maxBytes: 1400, prefill: 1300 })
+  })
 })

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { FrequencySketch, hashKey } from '../src/local/frequency-sketch.js'
+import { seeded } from './support/local-tier.js'
+import { ReferenceSketch } from './support/reference-tinylfu.js'
 
 describe('FrequencySketch', () => {
   it('counts occurrences up to 15 and reports saturation', () => {
@@ -72,5 +74,37 @@ describe('FrequencySketch', () => {
     expect(hashKey('user:1', 7)).not.toBe(hashKey('user:1', 8))
     expect(hashKey('user:1', 7)).not.toBe(hashKey('user:2', 7))
     expect(Number.isInteger(hashKey('', 0))).toBe(true)
+  })
+
+  it('agrees with a plain one-byte-per-counter reference on every estimate, across halvings and resizes', () => {
+    for (const [capacity, keys, seed] of [
+      [1, 8, 1],
+      [4, 40, 2],
+      [100, 600, 3],
+      [500, 2000, 4],
+    ] as const) {
+      const random = seeded(seed)
+      const sketch = new FrequencySketch(capacity)
+      const reference = new ReferenceSketch(capacity)
+      const hashes = Array.from({ length: keys }, (_, i) => hashKey(`k${i}`, seed))
+      const where = (step: number) => `capacity ${capacity}, step ${step}`
+      let resets = 0
+      for (let step = 0; step < 60 * capacity + 2000; step++) {
+        const hash = hashes[Math.floor(keys * random())]!
+        const epoch = sketch.epoch
+        expect(sketch.increment(hash), where(step)).toBe(reference.increment(hash))
+        if (sketch.epoch !== epoch) resets++
+        expect(sketch.frequency(hash), where(step)).toBe(reference.frequency(hash))
+        if (step % 97 === 0)
+          for (let i = step % keys, n = 0; n < 64; i = (i + 1) % keys, n++)
+            expect(sketch.frequency(hashes[i]!), where(step)).toBe(reference.frequency(hashes[i]!))
+        if (step === 20 * capacity) {
+          // A resize forgets every count, in both.
+          sketch.ensureCapacity(2 * capacity)
+          reference.ensureCapacity(2 * capacity)
+        }
+      }
+      expect(resets, `capacity ${capacity}: halvings`).toBeGreaterThan(0)
+    }
   })
 })

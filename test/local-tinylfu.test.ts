@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest'
+import { ManualClock } from '../src/clock.js'
+import type { FrequencySketch } from '../src/local/frequency-sketch.js'
 import type { TinyLfuPolicy } from '../src/local/policies/tinylfu.js'
-import { checkInvariants, policyOf, recordingTier, runModel, seeded } from './support/local-tier.js'
+import {
+  checkInvariants,
+  type Eviction,
+  policyOf,
+  recordingTier,
+  runModel,
+  seeded,
+} from './support/local-tier.js'
+import { ReferenceTinyLfu } from './support/reference-tinylfu.js'
 
 const NEVER = Number.POSITIVE_INFINITY
 
@@ -153,7 +163,7 @@ describe('LocalTier tinylfu', () => {
     checkInvariants(tier)
   })
 
-  it('keeps the bounds and its segments consistent on random operations', () => {
+  it('matches a reference W-TinyLFU on random operations (every eviction), and keeps its bounds and segments', () => {
     for (const seed of [31, 32, 33]) runModel('tinylfu', { seed, ops: 5000, keys: 60, maxEntries: 20 })
     for (const seed of [34, 35])
       runModel('tinylfu', { seed, ops: 5000, keys: 60, maxBytes: 100, maxSize: 15 })
@@ -161,5 +171,56 @@ describe('LocalTier tinylfu', () => {
       runModel('tinylfu', { seed, ops: 5000, keys: 60, maxEntries: 12, maxBytes: 80, maxSize: 12 })
     runModel('tinylfu', { seed: 38, ops: 3000, keys: 30, maxEntries: 1 })
     runModel('tinylfu', { seed: 39, ops: 3000, keys: 30, maxEntries: 3 })
+  })
+
+  it('matches the reference while the window walks between shares in bounded steps (random operations)', () => {
+    // 300 entries: the share moves at most 64/300 per write, so each aim takes several writes to reach.
+    for (const seed of [41, 42])
+      runModel('tinylfu', { seed, ops: 6000, keys: 700, maxEntries: 300, aimEvery: 150 })
+    runModel('tinylfu', { seed: 43, ops: 6000, keys: 700, maxBytes: 1500, maxSize: 10, aimEvery: 150 })
+    runModel('tinylfu', {
+      seed: 44,
+      ops: 6000,
+      keys: 700,
+      maxEntries: 250,
+      maxBytes: 1200,
+      maxSize: 8,
+      aimEvery: 100,
+    })
+  })
+
+  it('bounded by bytes only: resizes its sketch with the slots it holds, as the reference does', () => {
+    // 1,024 slots to start; the 1,025th entry doubles them, and the sketch is sized (and emptied) for 2,048.
+    const clock = new ManualClock(0)
+    const random = seeded(77)
+    const { tier, evictions } = recordingTier<number>({ maxBytes: 1500, random: seeded(78), clock })
+    const referenceEvictions: Eviction[] = []
+    const reference = new ReferenceTinyLfu({
+      maxEntries: Number.POSITIVE_INFINITY,
+      maxBytes: 1500,
+      random: seeded(78),
+      target: () => policyOf<TinyLfuPolicy>(tier).adaptation().target,
+      onEvict: (key, value, cause) => referenceEvictions.push([key, value, cause]),
+    })
+    for (let i = 0; i < 1400; i++) {
+      tier.set(`k${i}`, i, NEVER)
+      reference.set(`k${i}`, i, NEVER, 1, 0)
+    }
+    expect(policyOf<{ sketch: FrequencySketch }>(tier).sketch.capacity).toBe(2048)
+    expect(reference.sketch.capacity).toBe(2048)
+    // A skewed workload over 4,000 keys with cache-aside fills: the sketch decides every admission.
+    for (let step = 0; step < 6000; step++) {
+      const key = `k${Math.floor(4000 * random() ** 2)}`
+      const got = tier.get(key)
+      expect(got, `step ${step}: get(${key})`).toBe(reference.get(key, 0))
+      if (got === undefined) {
+        expect(tier.set(key, step, NEVER, 1 + (step % 3))).toBe(
+          reference.set(key, step, NEVER, 1 + (step % 3), 0),
+        )
+      }
+    }
+    expect(evictions.length).toBeGreaterThan(1000)
+    expect(evictions).toEqual(referenceEvictions)
+    checkInvariants(tier)
   })
 })

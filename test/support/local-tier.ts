@@ -5,8 +5,10 @@
 import { expect } from 'vitest'
 import { ManualClock } from '../../src/clock.js'
 import { LocalTier } from '../../src/local/local-tier.js'
+import type { TinyLfuPolicy } from '../../src/local/policies/tinylfu.js'
 import type { EvictionCause, EvictionPolicy, LocalTierOptions } from '../../src/local/types.js'
 import { mulberry32 } from '../../tools/random.js'
+import { ReferenceTinyLfu } from './reference-tinylfu.js'
 
 export type Eviction = [key: string, value: unknown, cause: EvictionCause]
 
@@ -102,6 +104,10 @@ class ReferenceCache {
     return this.entries.has(key)
   }
 
+  delete(key: string): void {
+    this.entries.delete(key)
+  }
+
   sweep(now: number): void {
     for (const [key, entry] of this.entries) {
       if (entry.expiry <= now) {
@@ -156,6 +162,14 @@ export interface ModelOptions {
   maxSize?: number
   /** Share of sets with a finite TTL (default 0.2). */
   ttlShare?: number
+  /** tinylfu: every this many steps, aim the window at a random share (so it walks both ways). */
+  aimEvery?: number
+  /**
+   * First set k0..k(prefill-1), size 1, no TTL (checked like every other step). Not shortened under
+   * mutation testing, so a run that must grow the tier's slot arrays (1,024 to start when bounded by
+   * bytes only) still does.
+   */
+  prefill?: number
 }
 
 /**
@@ -163,11 +177,12 @@ export interface ModelOptions {
  * checks, after every step: the Map, slots and policy lists agree (checkInvariants); size <= maxEntries
  * and bytes <= maxBytes; every value returned was the last one set for that key and not deleted or
  * evicted since (the tier's contents are tracked exactly through delete and onEvict); size, bytes and
- * keys() match that tracking. For lru / fifo / lfu it also checks every eviction, every returned value
- * and the contents against ReferenceCache: the exact eviction order.
+ * keys() match that tracking. It also checks every eviction, every returned value and the contents
+ * against a reference (ReferenceCache for lru / fifo / lfu, ReferenceTinyLfu for tinylfu): the exact
+ * eviction order.
  */
 export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
-  const { seed, keys, maxEntries, maxBytes, maxSize, ttlShare = 0.2 } = options
+  const { seed, keys, maxEntries, maxBytes, maxSize, ttlShare = 0.2, aimEvery, prefill = 0 } = options
   // Under mutation testing (scripts/mutation.mjs sets MUTATION_MODULE) a tenth of the operations: these
   // runs check every invariant after every operation, and each mutant that reaches them runs them all.
   const ops = process.env.MUTATION_MODULE === undefined ? options.ops : Math.ceil(options.ops / 10)
@@ -184,14 +199,22 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
     random: seeded(seed + 1),
     onEvict: (key, value, cause) => tierEvictions.push([key, value, cause]),
   })
+  const recordReference = (key: string, value: number, cause: EvictionCause) =>
+    refEvictions.push([key, value, cause])
   const reference =
     policy === 'tinylfu'
-      ? undefined
+      ? new ReferenceTinyLfu({
+          maxEntries: maxEntries ?? Number.POSITIVE_INFINITY,
+          maxBytes: maxBytes ?? Number.POSITIVE_INFINITY,
+          random: seeded(seed + 1), // the same stream as the tier's
+          target: () => policyOf<TinyLfuPolicy>(tier).adaptation().target,
+          onEvict: recordReference,
+        })
       : new ReferenceCache(
           policy,
           maxEntries ?? Number.POSITIVE_INFINITY,
           maxBytes ?? Number.POSITIVE_INFINITY,
-          (key, value, cause) => refEvictions.push([key, value, cause]),
+          recordReference,
         )
   /** What the tier holds: key -> value, size and expiry, maintained from set, delete and onEvict. */
   const contents = new Map<string, { value: number; size: number; expiry: number }>()
@@ -200,11 +223,13 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
   // Skewed keys so that some are hot and eviction decisions matter.
   const pickKey = () => `k${Math.floor(keys * random() ** 2)}`
 
-  for (let step = 0; step < ops; step++) {
-    const roll = random()
-    const key = pickKey()
+  for (let step = -prefill; step < ops; step++) {
+    const roll = step < 0 ? 0.6 : random()
+    const key = step < 0 ? `k${step + prefill}` : pickKey()
     const now = clock.now()
     const where = `seed ${seed}, step ${step}`
+    if (aimEvery !== undefined && step >= 0 && step % aimEvery === 0)
+      policyOf<TinyLfuPolicy>(tier).aimAt(random())
     let sweeping = false
     let storedKey: string | undefined
     let droppedKey: string | undefined
@@ -215,11 +240,11 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
         expect(held?.value, `${where}: get(${key}) returned a value that is not the live one`).toBe(got)
         expect(held!.expiry > now, `${where}: get(${key}) returned an expired value`).toBe(true)
       }
-      if (reference) expect(got, `${where}: get(${key})`).toBe(reference.get(key, now))
+      expect(got, `${where}: get(${key})`).toBe(reference.get(key, now))
     } else if (roll < 0.82) {
       const value = nextValue++
-      const size = maxSize === undefined ? undefined : 1 + Math.floor(random() * maxSize)
-      const ttl = random() < ttlShare ? 1 + Math.floor(random() * 50) : Number.POSITIVE_INFINITY
+      const size = maxSize === undefined || step < 0 ? undefined : 1 + Math.floor(random() * maxSize)
+      const ttl = step >= 0 && random() < ttlShare ? 1 + Math.floor(random() * 50) : Number.POSITIVE_INFINITY
       const stored = tier.set(key, value, ttl, size)
       // Stored unless it can never fit; it may still be evicted at once (reported through onEvict).
       if ((size ?? 1) > (maxBytes ?? Number.POSITIVE_INFINITY)) contents.delete(key)
@@ -231,12 +256,11 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
         })
       storedKey = stored ? key : undefined
       droppedKey = stored ? undefined : key
-      if (reference)
-        expect(stored, `${where}: set(${key})`).toBe(reference.set(key, value, ttl, size ?? 1, now))
+      expect(stored, `${where}: set(${key})`).toBe(reference.set(key, value, ttl, size ?? 1, now))
     } else if (roll < 0.88) {
       expect(tier.delete(key), `${where}: delete(${key})`).toBe(contents.has(key))
       contents.delete(key)
-      reference?.entries.delete(key)
+      reference.delete(key)
     } else if (roll < 0.94) {
       const held = contents.get(key)
       const live = held !== undefined && held.expiry > now
@@ -247,7 +271,7 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
     } else {
       sweeping = true
       const removed = tier.sweep()
-      reference?.sweep(now)
+      reference.sweep(now)
       expect(removed, `${where}: sweep() count`).toBe(
         tierEvictions.filter(([, , cause]) => cause === 'expired').length,
       )
@@ -260,11 +284,8 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
       )
       contents.delete(evictedKey)
     }
-    if (reference) {
-      const order = (list: Eviction[]) =>
-        sweeping ? [...list].sort((a, b) => a[0].localeCompare(b[0])) : list
-      expect(order(tierEvictions), `${where}: evictions`).toEqual(order(refEvictions))
-    }
+    const order = (list: Eviction[]) => (sweeping ? [...list].sort((a, b) => a[0].localeCompare(b[0])) : list)
+    expect(order(tierEvictions), `${where}: evictions`).toEqual(order(refEvictions))
     tierEvictions.length = 0
     refEvictions.length = 0
     if (storedKey !== undefined) expect(contents.has(storedKey), `${where}: set returned true`).toBe(true)
@@ -277,9 +298,8 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
     expect(tier.bytes, `${where}: bytes`).toBe(bytes)
     if (maxEntries !== undefined) expect(tier.size).toBeLessThanOrEqual(maxEntries)
     if (maxBytes !== undefined) expect(tier.bytes).toBeLessThanOrEqual(maxBytes)
-    if (reference)
-      expect([...reference.entries.keys()].sort(), `${where}: contents`).toEqual([...contents.keys()].sort())
-    if (step % 50 === 0) {
+    expect([...reference.entries.keys()].sort(), `${where}: contents`).toEqual([...contents.keys()].sort())
+    if (step % 50 === 0 || step === -1) {
       const live = [...contents].filter(([, held]) => held.expiry > clock.now()).map(([k]) => k)
       expect([...tier.keys()].sort(), `${where}: keys()`).toEqual(live.sort())
     }
