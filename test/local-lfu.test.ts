@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest'
 import type { LfuPolicy } from '../src/local/policies/lfu.js'
 import { checkInvariants, policyOf, recordingTier, runModel } from './support/local-tier.js'
 
+const NEVER = Number.POSITIVE_INFINITY
+
 describe('LocalTier lfu', () => {
   it('evicts the least frequently used entry', () => {
     const { tier, evicted } = recordingTier<number>({ maxEntries: 3, policy: 'lfu' })
@@ -77,5 +79,20 @@ describe('LocalTier lfu', () => {
   it('matches the reference while its bucket arrays grow with the slots (bounded by bytes only)', () => {
     // 1,024 slots to start: the prefill's 1,025th entry doubles them, and the policy's buckets with them.
     runModel('lfu', { seed: 26, ops: 3000, keys: 3000, maxBytes: 1400, prefill: 1300 })
+  })
+
+  it('holds as many distinct use counts as it has slots, while the slot arrays grow (bounded by bytes only)', () => {
+    // 2,048 entries, entry i used i times: 2,048 buckets at once (the slots grow from 1,024 to 2,048).
+    const { tier } = recordingTier<number>({ maxBytes: 1_000_000, policy: 'lfu' })
+    const n = 2048
+    for (let i = 0; i < n; i++) tier.set(`k${i}`, i, NEVER)
+    for (let i = 0; i < n; i++) for (let use = 0; use < i; use++) tier.get(`k${i}`)
+    tier.set('k0', 0, NEVER) // applies the buffered hits; a write is a use: k0 now counts 2
+    checkInvariants(tier)
+    const policy = policyOf<LfuPolicy>(tier)
+    const index = (tier as unknown as { index: Map<string, number> }).index
+    for (const i of [1, 2, 1000, 1023, 1024, 1025, 2046, 2047])
+      expect(policy.countOf(index.get(`k${i}`)!), `k${i}`).toBe(i + 1)
+    expect(policy.countOf(index.get('k0')!)).toBe(2)
   })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../src/clock.js'
 import type { FrequencySketch } from '../src/local/frequency-sketch.js'
-import type { TinyLfuPolicy } from '../src/local/policies/tinylfu.js'
+import { TinyLfuPolicy } from '../src/local/policies/tinylfu.js'
 import {
   checkInvariants,
   type Eviction,
@@ -221,6 +221,97 @@ describe('LocalTier tinylfu', () => {
     }
     expect(evictions.length).toBeGreaterThan(1000)
     expect(evictions).toEqual(referenceEvictions)
+    checkInvariants(tier)
+  })
+
+  it('an update that grows a protected entry past the bounds evicts protected’s least recent entry, not the window’s', () => {
+    const { tier, evicted } = recordingTier<number>({ maxBytes: 100, random: seeded(15) })
+    for (let i = 1; i <= 7; i++) tier.set(`p${i}`, i, NEVER, 10)
+    for (let i = 1; i <= 7; i++) tier.get(`p${i}`) // protected p1..p7, 70 bytes; probation empty
+    tier.set('w', 0, NEVER, 1)
+    expect(policyOf<TinyLfuPolicy>(tier).segments()).toEqual({ window: 1, probation: 0, protected: 7 })
+    // p1 grows to 40 bytes (101 in all): p1 becomes protected's newest, and p2, its least recent, goes.
+    expect(tier.set('p1', 1, NEVER, 40)).toBe(true)
+    expect(evicted()).toEqual(['p2'])
+    expect(tier.bytes).toBe(91)
+    // Protected is back within its share (79.2 bytes): p3 and p4 were demoted to probation.
+    expect(policyOf<TinyLfuPolicy>(tier).segments()).toEqual({ window: 1, probation: 2, protected: 4 })
+    checkInvariants(tier)
+  })
+
+  it('admits at random a candidate exactly at the warm threshold (frequency 6), with odds of exactly 1 in 128', () => {
+    const scenario = (gets: number, random: () => number) => {
+      const { tier } = recordingTier<number>({ maxEntries: 10, random })
+      const warm = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']
+      for (const key of [...warm, 'j']) tier.set(key, 1, NEVER)
+      for (let round = 0; round < 9; round++) for (const key of warm) tier.get(key) // frequency 10
+      tier.set('x', 1, NEVER)
+      for (let i = 0; i < gets; i++) tier.get('x')
+      tier.set('y', 1, NEVER) // x becomes the candidate against the victim a
+      expect(policyOf<TinyLfuPolicy>(tier).frequencyOf('x')).toBe(gets + 1)
+      return tier.has('x')
+    }
+    expect(scenario(5, () => 0)).toBe(true) // frequency 6: warm
+    expect(scenario(4, () => 0)).toBe(false) // frequency 5: never
+    expect(scenario(6, () => 1 / 128 - 2 ** -40)).toBe(true)
+    expect(scenario(6, () => 1 / 128)).toBe(false) // [0, 1/128) admits: 1 in 128
+  })
+
+  it('bounded by entries: the sketch is sized for maxEntries and keeps its counts while the slot arrays grow', () => {
+    // Slots are preallocated up to 65,536; beyond, they grow (here to 70,001) and the sketch must not.
+    const { tier } = recordingTier<number>({ maxEntries: 70_000, random: seeded(16) })
+    const policy = policyOf<TinyLfuPolicy>(tier)
+    const sketch = () => (policy as unknown as { sketch: FrequencySketch }).sketch
+    expect(sketch().capacity).toBe(70_000)
+    tier.set('hot', 1, NEVER)
+    for (let i = 0; i < 5; i++) tier.get('hot')
+    for (let i = 0; i < 66_000; i++) tier.set(`k${i}`, i, NEVER)
+    expect(tier.size).toBe(66_001)
+    expect(sketch().capacity).toBe(70_000)
+    expect(policy.frequencyOf('hot')).toBeGreaterThanOrEqual(6)
+  })
+
+  it('bounded by bytes only: the window simulation is redrawn for the grown size; a fixed window gets none', () => {
+    const grow = (adaptive: boolean) => {
+      const { tier } = recordingTier<number>(
+        { maxBytes: 5000 },
+        (context) => new TinyLfuPolicy(context, { adaptive }),
+      )
+      const policy = policyOf<{ sampleMask: number; scoreboard(): unknown }>(tier)
+      const before = policy.sampleMask
+      for (let i = 0; i < 1500; i++) tier.set(`k${i}`, i, NEVER)
+      checkInvariants(tier) // includes every key's sample mark against the new sample
+      return { before, after: policy.sampleMask, scoreboard: policy.scoreboard() }
+    }
+    // 1,024 slots: 1 key in 4 sampled (minis of 256 entries); 2,048: 1 in 8.
+    const adaptive = grow(true)
+    expect(adaptive.before).toBe(-1 << 30)
+    expect(adaptive.after).toBe(-1 << 29)
+    expect(adaptive.scoreboard).toBeDefined()
+    expect(grow(false)).toEqual({ before: 0, after: 0, scoreboard: undefined })
+  })
+
+  it('a window emptied with byte-count rounding left over (fractional sizes) does not loop', () => {
+    // The window's share is 10% of 10 bytes; it holds a, b and c (0.1 + 0.2 + 0.3 bytes), then shrinks to
+    // nothing in two steps. Spilling them leaves the empty window a count of about 1e-16 bytes, more
+    // than its share of 0. The steps are taken by updates of m, which is not in the window.
+    const { tier } = recordingTier<number>(
+      { maxBytes: 10 },
+      (context) => new TinyLfuPolicy(context, { adaptive: false, windowFraction: 0.1 }),
+    )
+    const policy = policyOf<TinyLfuPolicy>(tier)
+    tier.set('m', 0, NEVER, 1)
+    tier.set('a', 1, NEVER, 0.1) // m spills to probation
+    tier.set('b', 2, NEVER, 0.2)
+    tier.set('c', 3, NEVER, 0.3)
+    expect(policy.segments()).toEqual({ window: 3, probation: 1, protected: 0 })
+    policy.aimAt(0)
+    tier.set('m', 0, NEVER, 1) // share 0.1 -> 0.0375 (64 of 1,024 slots' worth per step): a and b spill
+    expect(policy.segments().window).toBe(1)
+    tier.set('m', 0, NEVER, 1) // share 0: c spills
+    expect(policy.adaptation().share).toBe(0)
+    expect(policy.segments()).toEqual({ window: 0, probation: 3, protected: 1 })
+    expect(tier.size).toBe(4)
     checkInvariants(tier)
   })
 })

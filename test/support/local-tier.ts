@@ -5,6 +5,7 @@
 import { expect } from 'vitest'
 import { ManualClock } from '../../src/clock.js'
 import { LocalTier } from '../../src/local/local-tier.js'
+import type { Policy, PolicyContext } from '../../src/local/policies/policy.js'
 import type { TinyLfuPolicy } from '../../src/local/policies/tinylfu.js'
 import type { EvictionCause, EvictionPolicy, LocalTierOptions } from '../../src/local/types.js'
 import { mulberry32 } from '../../tools/random.js'
@@ -12,19 +13,28 @@ import { ReferenceTinyLfu } from './reference-tinylfu.js'
 
 export type Eviction = [key: string, value: unknown, cause: EvictionCause]
 
-/** A LocalTier whose onEvict calls are recorded in `evictions`. No sweep timer, seeded random. */
-export function recordingTier<V>(options: Omit<LocalTierOptions<V>, 'onEvict'>): {
+/**
+ * A LocalTier whose onEvict calls are recorded in `evictions`. No sweep timer, seeded random.
+ * `policyFactory` builds the policy instead of `options.policy` (e.g. a TinyLfuPolicy with a fixed window).
+ */
+export function recordingTier<V>(
+  options: Omit<LocalTierOptions<V>, 'onEvict'>,
+  policyFactory?: (context: PolicyContext) => Policy,
+): {
   tier: LocalTier<V>
   evictions: Eviction[]
   evicted: () => string[]
 } {
   const evictions: Eviction[] = []
-  const tier = new LocalTier<V>({
-    sweepIntervalMs: 0,
-    random: seeded(12_345), // deterministic TinyLFU hashing unless a test brings its own
-    ...options,
-    onEvict: (key, value, cause) => evictions.push([key, value, cause]),
-  })
+  const tier = new LocalTier<V>(
+    {
+      sweepIntervalMs: 0,
+      random: seeded(12_345), // deterministic TinyLFU hashing unless a test brings its own
+      ...options,
+      onEvict: (key, value, cause) => evictions.push([key, value, cause]),
+    },
+    policyFactory,
+  )
   return { tier, evictions, evicted: () => evictions.map(([key]) => key) }
 }
 

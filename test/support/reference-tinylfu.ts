@@ -158,7 +158,6 @@ export class ReferenceTinyLfu {
       held.expiry = expiry
       this.sketch.increment(held.hash)
       this.reorder(key, held)
-      if (this.protectedOver()) this.demote()
     } else {
       if (!this.boundedByEntries() && this.entries.size === this.slots) {
         this.slots *= 2
@@ -229,7 +228,11 @@ export class ReferenceTinyLfu {
 
   /** A use: window and protected entries become their segment's newest; probation is promoted. */
   private reorder(key: string, held: Held): void {
-    this.move(key, held.segment === 'probation' ? 'protected' : held.segment)
+    if (held.segment !== 'probation') {
+      this.move(key, held.segment)
+      return
+    }
+    this.move(key, 'protected')
     if (this.protectedOver()) this.demote()
   }
 
@@ -282,11 +285,10 @@ export class ReferenceTinyLfu {
       this.move(key, 'probation')
       candidates.push(key)
     }
-    // Newest candidate first, each against the current victim: probation's oldest (else protected's,
-    // else the window's). The less frequent one goes; a tie keeps the victim. A candidate that meets
+    // Newest candidate first, each against the current victim: probation's oldest (else protected's). The less frequent one goes; a tie keeps the victim. A candidate that meets
     // itself as the victim, or no candidate left: the victim goes.
     while (this.overBounds()) {
-      const victim = this.probation.keys[0] ?? this.protected.keys[0] ?? this.window.keys[0]
+      const victim = this.probation.keys[0] ?? this.protected.keys[0]
       if (victim === undefined) return
       const candidate = candidates.at(-1)
       if (candidate === undefined || candidate === victim) {

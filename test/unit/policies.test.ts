@@ -127,6 +127,13 @@ describe('TinyLfuPolicy.check catches', () => {
     }
   })
 
+  it('a window over its byte share only by float rounding (up to 1e-6): no complaint', () => {
+    const { internals } = filled('tinylfu')
+    internals.windowMaxBytes = internals.window.bytes - 1e-6
+    expect(internals.window.bytes).toBe(internals.windowMaxBytes + 1e-6)
+    expect(() => (internals as unknown as TinyLfuPolicy).check()).not.toThrow()
+  })
+
   it('within bounds at exactly the share: no complaint', () => {
     const { internals } = filled('tinylfu')
     internals.protectedMaxEntries = internals.protected.count
@@ -202,5 +209,26 @@ describe('FrequencySketch.ensureCapacity', () => {
     expect(sketch.frequency(12345)).toBe(5)
     sketch.ensureCapacity(32)
     expect(sketch.frequency(12345)).toBe(5)
+  })
+})
+
+describe('clear()', () => {
+  it('unlinks every entry from every policy, which then works on as before', () => {
+    for (const policy of ['lru', 'fifo', 'lfu', 'tinylfu'] as const) {
+      const { tier } = recordingTier<number>({ maxEntries: 20, policy })
+      for (let i = 0; i < 40; i++) {
+        tier.set(`k${i}`, i, NEVER)
+        tier.get(`k${i >> 1}`)
+      }
+      tier.clear()
+      expect(tier.size, policy).toBe(0)
+      checkInvariants(tier) // the policy's lists hold exactly the tier's entries: none
+      for (let i = 0; i < 40; i++) {
+        tier.set(`n${i}`, i, NEVER)
+        tier.get(`n${i >> 1}`)
+        checkInvariants(tier)
+      }
+      expect(tier.size, policy).toBe(20)
+    }
   })
 })

@@ -176,7 +176,7 @@ export class LfuPolicy implements Policy {
     this.store.links[4 * slot + BUCKET] = bucket
   }
 
-  /** Unlinks `slot` from `bucket`, freeing the bucket if it becomes empty. */
+  /** Unlinks `slot` from `bucket`, freeing the bucket if it becomes empty. Its own links are left: append() sets both. */
   private detach(bucket: number, slot: number): void {
     const links = this.store.links
     const prev = links[4 * slot]!
@@ -185,8 +185,6 @@ export class LfuPolicy implements Policy {
     else links[4 * prev + 1] = next
     if (next === NIL) this.bucketTail[bucket] = prev
     else links[4 * next] = prev
-    links[4 * slot] = NIL
-    links[4 * slot + 1] = NIL
     if (this.bucketHead[bucket] === NIL) {
       const before = this.bucketPrev[bucket]!
       const after = this.bucketNext[bucket]!

@@ -204,11 +204,11 @@ export class TinyLfuPolicy implements Policy {
     if (this.protectedOver()) this.demote()
   }
 
+  /** A write of a live key: a use, like a hit. If it grew a protected entry, evict() demotes the overflow. */
   onUpdate(slot: number, oldSize: number): void {
     this.listOf(slot).resized(slot, oldSize)
     this.record(slot)
     this.reorder(slot)
-    if (this.protectedOver()) this.demote()
   }
 
   onRemove(slot: number): void {
@@ -220,8 +220,8 @@ export class TinyLfuPolicy implements Policy {
    * evictFromMain. Window overflow moves to probation's tail; those moved entries are the candidates,
    * taken newest first. While over the bounds, each candidate meets the current victim (probation's head)
    * and the less frequent one is evicted. With no candidate left, victims are evicted directly
-   * (probation, then protected, then window). Last, protected's overflow (if the step shrank it) is
-   * demoted.
+   * (probation, then protected). Last, protected's overflow (if the step shrank it, or an update grew it)
+   * is demoted.
    */
   evict(): void {
     if (this.share !== this.targetShare) this.stepShare()
@@ -236,8 +236,11 @@ export class TinyLfuPolicy implements Policy {
     const links = this.store.links
     let candidate = candidates > 0 ? this.probation.tail : NIL
     while (host.overBounds()) {
+      // Probation is empty only when an update grew a protected entry past protected's share (demoted at
+      // the end): the victim is then protected's least recent. The window is never the victim: with main
+      // empty, it is within its share, hence within the bounds.
       let victim = this.probation.head
-      if (victim === NIL) victim = this.protected.head !== NIL ? this.protected.head : this.window.head
+      if (victim === NIL) victim = this.protected.head
       if (victim === NIL) return
       if (candidate === NIL || candidate === victim) {
         // No competition left (or the candidate walk reached the victim itself).
