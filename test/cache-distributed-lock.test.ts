@@ -55,10 +55,6 @@ describe("lock: 'distributed' on the embedded store", () => {
     gate.resolve()
     expect(await answers).toEqual(Array.from({ length: 200 }, () => 1))
     expect(perNode).toEqual([1, 1, 1, 1])
-    let calls = 0
-    for (const n of perNode) calls += n
-    expect(calls).toBeLessThanOrEqual(4)
-    expect(calls).toBeGreaterThanOrEqual(1)
     for (const node of fleet.nodes) expect(node.stats().loads).toMatchObject({ calls: 1, coalesced: 49 })
   })
 
