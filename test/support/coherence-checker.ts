@@ -184,6 +184,7 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
   const workers: Promise<void>[] = []
   for (let n = 0; n < nodes.length; n++) for (let c = 0; c < concurrency; c++) workers.push(worker(n))
   await Promise.all([...workers, disruptor()])
+  const ended = now()
   // COHERENCE_CHECK_DUMP=<directory>: keep every run's history and disruptions, to study a violation.
   const dump = process.env.COHERENCE_CHECK_DUMP
   if (dump !== undefined) {
@@ -206,7 +207,7 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
       nodes.length,
       disruptions,
       began,
-      now(),
+      ended,
       options.disruptionWindowMs ?? options.l1TtlMs,
     ),
     judged,
@@ -250,7 +251,7 @@ function affects(op: Op, key: string): boolean {
 }
 
 /** The first index in `sorted` (ascending by `at`) whose value is >= t. */
-function lowerBound<T>(sorted: readonly T[], t: number, at: (item: T) => number): number {
+function lowerBound<T>(sorted: ArrayLike<T>, t: number, at: (item: T) => number): number {
   let lo = 0
   let hi = sorted.length
   while (lo < hi) {
@@ -318,7 +319,11 @@ export function checkHistory(
     if (op.kind === 'set') writesByValue.set(op.value!, op)
     if (op.kind === 'get' || op.kind === 'set' || op.kind === 'delete') keys.add(op.key)
     if (op.kind === 'tags' || op.kind === 'clear') global.push(op)
-    else if (op.kind !== 'get') perKey.set(op.key, [...(perKey.get(op.key) ?? []), op])
+    else if (op.kind !== 'get') {
+      const ops = perKey.get(op.key)
+      if (ops === undefined) perKey.set(op.key, [op])
+      else ops.push(op)
+    }
   }
   // Per key: its changes by start, and its sets by start.
   const changesOf = new Map<string, Op[]>()
@@ -334,17 +339,44 @@ export function checkHistory(
   }
   const sortedDisruptions = [...disruptions].sort((a, b) => a.at - b.at)
   // The longest any change took to take effect (or to run): a change that started earlier than that
-  // before a moment took effect before it. Changes that never surely landed are kept apart, per key.
+  // before a moment took effect before it.
   let maxLag = 0
-  const unlandedOf = new Map<string, Op[]>()
-  for (const [key, changes] of changesOf) {
-    const unlanded: Op[] = []
+  for (const changes of changesOf.values()) {
     for (const op of changes) {
       const lag = landedBy(op) - op.start
       if (Number.isFinite(lag)) maxLag = Math.max(maxLag, lag, op.end - op.start)
-      else unlanded.push(op)
     }
-    unlandedOf.set(key, unlanded)
+  }
+  // Per key, its removals (deletes, tag invalidations, clears) by start, with prefix maxima per node n
+  // over the first i of them: the latest a removal by another node surely took effect (Infinity: never
+  // surely), and the latest a removal by n itself ended. removedAfter() below asks them in O(log n).
+  let nodeCount = 0
+  for (const op of history) nodeCount = Math.max(nodeCount, op.node + 1)
+  interface Removals {
+    starts: Float64Array
+    otherLanded: Float64Array[]
+    ownEnd: Float64Array[]
+  }
+  const removalsOf = new Map<string, Removals>()
+  for (const [key, changes] of changesOf) {
+    const removals = changes.filter((op) => op.kind !== 'set')
+    const starts = new Float64Array(removals.length)
+    const otherLanded: Float64Array[] = []
+    const ownEnd: Float64Array[] = []
+    for (let n = 0; n < nodeCount; n++) {
+      const other = new Float64Array(removals.length + 1).fill(Number.NEGATIVE_INFINITY)
+      const own = new Float64Array(removals.length + 1).fill(Number.NEGATIVE_INFINITY)
+      removals.forEach((op, i) => {
+        other[i + 1] = op.node === n ? other[i]! : Math.max(other[i]!, landedBy(op))
+        own[i + 1] = op.node === n ? Math.max(own[i]!, op.end) : own[i]!
+      })
+      otherLanded.push(other)
+      ownEnd.push(own)
+    }
+    removals.forEach((op, i) => {
+      starts[i] = op.start
+    })
+    removalsOf.set(key, { starts, otherLanded, ownEnd })
   }
 
   const violations: Violation[] = []
@@ -398,26 +430,17 @@ export function checkHistory(
     const loss = options.lossWindowMs
     if (loss !== undefined && sortedDisruptions.some((d) => d.at <= read.end && d.at + loss >= set.start))
       continue
-    const changes = changesOf.get(read.key)!
-    const unlanded = unlandedOf.get(read.key)!
-    /** True if a removal may have taken effect after `write` and before the read ended. */
+    const { starts, otherLanded, ownEnd } = removalsOf.get(read.key)!
+    // The removals that started before the read ended: the first `begun` of them.
+    const begun = lowerBound(starts, read.end, (t) => t)
+    /**
+     * True if a removal may have taken effect after `write` and before the read ended: one of the
+     * write's own node that ended after the write started, or one of another node that did not surely
+     * take effect before the write did (or, for a degraded write, before its node was last in step).
+     */
     const removedAfter = (write: Op): boolean => {
       const horizon = write.degraded ? lastInStep(write.node, write.start) - propagationMs : write.start
-      const removes = (op: Op) =>
-        op !== write &&
-        op.kind !== 'set' &&
-        op.start < read.end &&
-        (op.node === write.node ? op.end > write.start : landedBy(op) > horizon)
-      if (unlanded.some(removes)) return true
-      for (
-        let i = lowerBound(changes, Math.min(horizon, write.start) - maxLag, (op) => op.start);
-        i < changes.length;
-        i++
-      ) {
-        if (changes[i]!.start >= read.end) break
-        if (removes(changes[i]!)) return true
-      }
-      return false
+      return otherLanded[write.node]![begun]! > horizon || ownEnd[write.node]![begun]! > write.start
     }
     let explained = removedAfter(set)
     // Or a later write replaced it and was itself removed (for instance by an invalidation that lands late).
