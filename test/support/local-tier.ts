@@ -189,9 +189,13 @@ export interface ModelOptions {
  * evicted since (the tier's contents are tracked exactly through delete and onEvict); size, bytes and
  * keys() match that tracking. It also checks every eviction, every returned value and the contents
  * against a reference (ReferenceCache for lru / fifo / lfu, ReferenceTinyLfu for tinylfu): the exact
- * eviction order.
+ * eviction order. Returns the tier and the reference as the run left them, and how many size evictions
+ * there were.
  */
-export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
+export function runModel(
+  policy: EvictionPolicy,
+  options: ModelOptions,
+): { tier: LocalTier<number>; reference: ReferenceCache | ReferenceTinyLfu; sizeEvictions: number } {
   const { seed, keys, maxEntries, maxBytes, maxSize, ttlShare = 0.2, aimEvery, prefill = 0 } = options
   // Under mutation testing (scripts/mutation.mjs sets MUTATION_MODULE) a tenth of the operations: these
   // runs check every invariant after every operation, and each mutant that reaches them runs them all.
@@ -229,6 +233,7 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
   /** What the tier holds: key -> value, size and expiry, maintained from set, delete and onEvict. */
   const contents = new Map<string, { value: number; size: number; expiry: number }>()
   let nextValue = 0
+  let sizeEvictions = 0
 
   // Skewed keys so that some are hot and eviction decisions matter.
   const pickKey = () => `k${Math.floor(keys * random() ** 2)}`
@@ -296,6 +301,7 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
     }
     const order = (list: Eviction[]) => (sweeping ? [...list].sort((a, b) => a[0].localeCompare(b[0])) : list)
     expect(order(tierEvictions), `${where}: evictions`).toEqual(order(refEvictions))
+    for (const [, , cause] of tierEvictions) if (cause === 'size') sizeEvictions++
     tierEvictions.length = 0
     refEvictions.length = 0
     if (storedKey !== undefined) expect(contents.has(storedKey), `${where}: set returned true`).toBe(true)
@@ -314,4 +320,5 @@ export function runModel(policy: EvictionPolicy, options: ModelOptions): void {
       expect([...tier.keys()].sort(), `${where}: keys()`).toEqual(live.sort())
     }
   }
+  return { tier, reference, sizeEvictions }
 }
