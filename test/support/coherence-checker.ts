@@ -315,7 +315,9 @@ export function checkHistory(
   const keys = new Set<string>()
   const global: Op[] = []
   const perKey = new Map<string, Op[]>()
+  let nodeCount = 0
   for (const op of history) {
+    nodeCount = Math.max(nodeCount, op.node + 1)
     if (op.kind === 'set') writesByValue.set(op.value!, op)
     if (op.kind === 'get' || op.kind === 'set' || op.kind === 'delete') keys.add(op.key)
     if (op.kind === 'tags' || op.kind === 'clear') global.push(op)
@@ -350,8 +352,6 @@ export function checkHistory(
   // Per key, its removals (deletes, tag invalidations, clears) by start, with prefix maxima per node n
   // over the first i of them: the latest a removal by another node surely took effect (Infinity: never
   // surely), and the latest a removal by n itself ended. removedAfter() below asks them in O(log n).
-  let nodeCount = 0
-  for (const op of history) nodeCount = Math.max(nodeCount, op.node + 1)
   interface Removals {
     starts: Float64Array
     otherLanded: Float64Array[]
@@ -360,7 +360,7 @@ export function checkHistory(
   const removalsOf = new Map<string, Removals>()
   for (const [key, changes] of changesOf) {
     const removals = changes.filter((op) => op.kind !== 'set')
-    const starts = new Float64Array(removals.length)
+    const starts = Float64Array.from(removals, (op) => op.start)
     const otherLanded: Float64Array[] = []
     const ownEnd: Float64Array[] = []
     for (let n = 0; n < nodeCount; n++) {
@@ -373,9 +373,6 @@ export function checkHistory(
       otherLanded.push(other)
       ownEnd.push(own)
     }
-    removals.forEach((op, i) => {
-      starts[i] = op.start
-    })
     removalsOf.set(key, { starts, otherLanded, ownEnd })
   }
 
