@@ -29,9 +29,19 @@ export class L2TimeoutError extends CoherentError {
  *
  * Every cache read that misses L1 comes through here, so the common calls avoid a closure and an async
  * frame per call: they check the budget and the breaker, start the store call, and watch it (see watch()).
+ * The calls in flight share one timer: they wait in a list ordered by the moment each stops waiting, and
+ * the timer is set for the first of them (a timer and a closure per call cost about a tenth of L2 hit
+ * throughput in bench:l2).
  */
 export class RemoteTier {
   private readonly stopReconnectWatch: (() => void) | undefined
+
+  /** The calls in flight (see watch()), first to stop waiting first; `last` is where new ones go. */
+  private first: Watched | undefined = undefined
+  private last: Watched | undefined = undefined
+  /** The shared timer, while some call is in flight, and when it is due (epoch ms). */
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  private timerDue = 0
 
   private readonly plausible: ((n: number) => boolean) | undefined
 
@@ -235,40 +245,109 @@ export class RemoteTier {
     return Promise.reject(err)
   }
 
-  /** Settles with `call`, or fails at `timeoutMs`; records the outcome with the breaker. */
+  /**
+   * Settles with `call`, or fails at `timeoutMs`; records the outcome with the breaker. The call waits in
+   * the list of calls in flight until either happens; the shared timer is due for the first of the list.
+   */
   private watch<T>(operation: string, admission: Admission, timeoutMs: number, call: Promise<T>): Promise<T> {
-    const breaker = this.breaker
-    const end = Date.now() + timeoutMs
-    return new Promise<T>((resolve, reject) => {
-      let settled = false
-      const expire = () => {
-        // A timer can fire up to a millisecond before Date.now() reaches `end`. Deadlines are read with
-        // Date.now(), so wait that out: once a call timed out, its deadline has passed for the next one too.
-        const left = end - Date.now()
-        if (left > 0) {
-          timer = setTimeout(expire, left)
-          return
-        }
-        settled = true
-        breaker?.record(admission, false)
-        reject(new L2TimeoutError(operation, this.timeoutMs))
-      }
-      let timer = setTimeout(expire, timeoutMs)
-      call.then(
-        (value) => {
-          if (settled) return
-          clearTimeout(timer)
-          breaker?.record(admission, true)
-          resolve(value)
-        },
-        (err) => {
-          if (settled) return
-          clearTimeout(timer)
-          // Garbage in the store is not an outage: the store answered (guarantee 7).
-          breaker?.record(admission, err instanceof CorruptEntryError)
-          reject(err)
-        },
-      )
+    const watched = new Watched(operation, admission, Date.now() + timeoutMs)
+    const settled = new Promise<T>((resolve, reject) => {
+      watched.resolve = resolve as (value: unknown) => void
+      watched.reject = reject
     })
+    this.enlist(watched)
+    call.then(
+      (value) => this.answered(watched, value),
+      (err) => this.failed(watched, err),
+    )
+    return settled
+  }
+
+  private answered(watched: Watched, value: unknown): void {
+    if (watched.done) return
+    this.delist(watched)
+    this.breaker?.record(watched.admission, true)
+    watched.resolve(value)
+  }
+
+  private failed(watched: Watched, err: unknown): void {
+    if (watched.done) return
+    this.delist(watched)
+    // Garbage in the store is not an outage: the store answered (guarantee 7).
+    this.breaker?.record(watched.admission, err instanceof CorruptEntryError)
+    watched.reject(err)
+  }
+
+  /** Adds a call to the list, in order of `end` (nearly always last), and makes the timer due for it. */
+  private enlist(watched: Watched): void {
+    let before = this.last
+    while (before !== undefined && before.end > watched.end) before = before.prev
+    const after = before === undefined ? this.first : before.next
+    watched.prev = before
+    watched.next = after
+    if (before === undefined) this.first = watched
+    else before.next = watched
+    if (after === undefined) this.last = watched
+    else after.prev = watched
+    if (this.timer === undefined || watched.end < this.timerDue) this.arm(watched.end)
+  }
+
+  /** Takes a settled call out of the list; once the list is empty, no timer is left behind. */
+  private delist(watched: Watched): void {
+    watched.done = true
+    const { prev, next } = watched
+    if (prev === undefined) this.first = next
+    else prev.next = next
+    if (next === undefined) this.last = prev
+    else next.prev = prev
+    watched.prev = watched.next = undefined
+    if (this.first === undefined && this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
+  }
+
+  private arm(due: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timerDue = due
+    this.timer = setTimeout(this.expire, Math.max(0, due - Date.now()))
+  }
+
+  /**
+   * The shared timer: fails every call whose time is up, then is due again for the first one left. A timer
+   * can fire up to a millisecond before Date.now() reaches its due time; deadlines are read with
+   * Date.now(), so a call fails only once Date.now() has reached its end: once a call timed out, its
+   * deadline has passed for the next call of its operation too.
+   */
+  private readonly expire = (): void => {
+    this.timer = undefined
+    const now = Date.now()
+    let watched = this.first
+    while (watched !== undefined && watched.end <= now) {
+      const next = watched.next
+      this.delist(watched)
+      this.breaker?.record(watched.admission, false)
+      watched.reject(new L2TimeoutError(watched.operation, this.timeoutMs))
+      watched = next
+    }
+    if (this.first !== undefined && this.timer === undefined) this.arm(this.first.end)
   }
 }
+
+/** A store call in flight (RemoteTier.watch): settled by the store's answer or by the shared timer. */
+class Watched {
+  prev: Watched | undefined = undefined
+  next: Watched | undefined = undefined
+  done = false
+  resolve: (value: unknown) => void = noop
+  reject: (err: unknown) => void = noop
+
+  constructor(
+    readonly operation: string,
+    readonly admission: Admission,
+    /** When the call stops waiting (epoch ms). */
+    readonly end: number,
+  ) {}
+}
+
+function noop(): void {}
