@@ -242,16 +242,17 @@ export class ReadPath {
       throw new CorruptEntryError(`L2 entry has a version no correct node writes: ${stored.version}`)
     }
     const envelope = decodeEnvelope(stored.bytes)
-    for (const gen of envelope.stampGens) {
-      if (!versions.plausible(gen))
-        throw new CorruptEntryError(`L2 entry has an impossible generation: ${gen}`)
+    // Every generation is a non-negative safe integer (decodeEnvelope): if the highest is plausible, all are.
+    if (!versions.plausible(envelope.maxStampGen)) {
+      throw new CorruptEntryError(`L2 entry has an impossible generation: ${envelope.maxStampGen}`)
     }
-    if (envelope.staleUntil <= rt.options.clock.now()) return undefined
+    const now = rt.options.clock.now()
+    if (envelope.staleUntil <= now) return undefined
     const gens = strong ? undefined : rt.stamps.known(envelope.stampKeys)
-    if (gens !== undefined) return this.accept(rel, token, stored.version, envelope, gens)
+    if (gens !== undefined) return this.accept(rel, token, stored.version, envelope, gens, now)
     return rt.stamps
       .gens(envelope.stampKeys, deadline, strong)
-      .then((learned) => this.accept(rel, token, stored.version, envelope, learned))
+      .then((learned) => this.accept(rel, token, stored.version, envelope, learned, rt.options.clock.now()))
   }
 
   private accept(
@@ -260,6 +261,7 @@ export class ReadPath {
     version: number,
     envelope: DecodedEnvelope,
     gens: readonly number[],
+    now: number,
   ): Lookup {
     const rt = this.rt
     if (!stillCurrent(gens, envelope.stampGens)) return undefined
@@ -276,6 +278,6 @@ export class ReadPath {
       stampGens: envelope.stampGens,
     })
     rt.l1Writer.store(rel, entry, envelope.payload.length, token)
-    return { entry, fresh: rt.options.clock.now() < entry.freshUntil, degraded: false }
+    return { entry, fresh: now < entry.freshUntil, degraded: false }
   }
 }

@@ -15,10 +15,20 @@ const payload = Buffer.from([1, 2, 3, 4, 5])
 describe('entry envelope', () => {
   it('round-trips every header field and the payload', () => {
     const decoded = decodeEnvelope(encodeEnvelope(header, payload))
-    const { payload: got, namespaceStamps, ...rest } = decoded
+    const { payload: got, namespaceStamps, maxStampGen, ...rest } = decoded
     expect(rest).toEqual(header)
     expect(namespaceStamps).toBe(3)
+    expect(maxStampGen).toBe(12)
     expect(Buffer.from(got).equals(payload)).toBe(true)
+  })
+
+  it('decodes a plain Uint8Array view at an offset as it decodes a Buffer', () => {
+    const encoded = encodeEnvelope({ ...header, stampGens: [7, 3, 1, 2] }, payload)
+    const chunk = new Uint8Array(encoded.length + 9)
+    chunk.set(encoded, 9)
+    const decoded = decodeEnvelope(chunk.subarray(9))
+    expect(decoded).toMatchObject({ ...header, stampGens: [7, 3, 1, 2], maxStampGen: 7 })
+    expect(Array.from(decoded.payload)).toEqual([...payload])
   })
 
   it('keeps Infinity for entries that never go stale, and clamps loadMs to its field', () => {
