@@ -36,11 +36,19 @@ export type Lookup = { entry: L1Entry; fresh: boolean; degraded: boolean } | und
 interface SharedRead {
   /** The fill token the read began with: a caller joins only if nothing touched the key since. */
   token: number
-  /** Callers that joined (besides the one that started it); they get the same answer. */
-  joiners: { resolve: (found: Lookup) => void; reject: (err: unknown) => void }[]
+  /** Callers that joined (besides the one that started it), if any; they get the same answer. */
+  joiners: { resolve: (found: Lookup) => void; reject: (err: unknown) => void }[] | undefined
 }
 
 const DONE: Promise<void> = Promise.resolve()
+
+/** beforeL2's answer when L2 must be read: the L1 entry that answers if L2 cannot, and the time. */
+class NeedsL2 {
+  constructor(
+    readonly candidate: L1Entry | undefined,
+    readonly now: number,
+  ) {}
+}
 
 export class ReadPath {
   /** L2 reads in flight by key, with the fill token each began with. */
@@ -48,9 +56,27 @@ export class ReadPath {
 
   constructor(private readonly rt: CacheRuntime) {}
 
-  /** get() without a loader, past L1: a fresh value, or a stale one within grace when L2 cannot answer. */
-  async get(rel: string): Promise<unknown> {
-    const found = await this.lookup(rel, this.rt.deadline())
+  /**
+   * get() without a loader, past L1: a fresh value, or a stale one within grace when L2 cannot answer.
+   * Every L1 miss comes here, so the L2 read is followed by one continuation that both judges the lookup
+   * and answers (lookupTiers, awaited, would add a step per call).
+   */
+  get(rel: string): Promise<unknown> {
+    const deadline = this.rt.deadline()
+    const own = this.rt.unsent.get(rel)
+    if (own !== undefined) return this.lookupOwn(rel, own, deadline).then((found) => this.answer(rel, found))
+    const before = this.beforeL2(rel)
+    if (!(before instanceof NeedsL2)) return Promise.resolve(this.answer(rel, before))
+    return this.rt.coherence
+      .fill((token) => this.readL2Shared(rel, token, deadline))
+      .then(
+        (fromL2) => this.answer(rel, this.afterL2(rel, before, fromL2)),
+        (err: unknown) => this.answer(rel, this.afterL2Failed(rel, before, err)),
+      )
+  }
+
+  /** What get() hands out for what a lookup found. */
+  private answer(rel: string, found: Lookup): unknown {
     if (found === undefined) return undefined
     if (found.fresh) return handOut(found.entry)
     if (!found.degraded) return undefined
@@ -111,6 +137,19 @@ export class ReadPath {
   }
 
   private async lookupTiers(rel: string, deadline: number | undefined): Promise<Lookup> {
+    const before = this.beforeL2(rel)
+    if (!(before instanceof NeedsL2)) return before
+    let fromL2: Lookup
+    try {
+      fromL2 = await this.rt.coherence.fill((token) => this.readL2Shared(rel, token, deadline))
+    } catch (err) {
+      return this.afterL2Failed(rel, before, err)
+    }
+    return this.afterL2(rel, before, fromL2)
+  }
+
+  /** lookupTiers up to the L2 read: an answer from L1 (or none, without L2), or what the read needs. */
+  private beforeL2(rel: string): Lookup | NeedsL2 {
     const rt = this.rt
     const { l1, remote, coherence, counters } = rt
     const now = rt.options.clock.now()
@@ -136,21 +175,28 @@ export class ReadPath {
       if (!trusted) counters.l1DegradedHits++
       return { entry: candidate, fresh: trusted && now < candidate.freshUntil, degraded: !trusted }
     }
-    let fromL2: Lookup
-    try {
-      fromL2 = await coherence.fill((token) => this.readL2Shared(rel, token, deadline))
-    } catch (err) {
-      if (!(err instanceof CorruptEntryError)) {
-        counters.l2Errors++
-        // L2 is down or slow: answer from what this node has, trusted or not.
-        if (candidate === undefined) return undefined
-        counters.l1DegradedHits++
-        return { entry: candidate, fresh: now < candidate.freshUntil, degraded: true }
-      }
-      // L2 answered with garbage (guarantee 7): dropped, counted, and read as a miss.
-      counters.l2Corrupt++
-      fromL2 = undefined
+    return new NeedsL2(candidate, now)
+  }
+
+  /** lookupTiers once L2 failed: L2 is down or slow (the candidate answers, degraded), or sent garbage. */
+  private afterL2Failed(rel: string, before: NeedsL2, err: unknown): Lookup {
+    const { counters } = this.rt
+    if (!(err instanceof CorruptEntryError)) {
+      counters.l2Errors++
+      // L2 is down or slow: answer from what this node has, trusted or not.
+      const candidate = before.candidate
+      if (candidate === undefined) return undefined
+      counters.l1DegradedHits++
+      return { entry: candidate, fresh: before.now < candidate.freshUntil, degraded: true }
     }
+    // L2 answered with garbage (guarantee 7): dropped, counted, and read as a miss.
+    counters.l2Corrupt++
+    return this.afterL2(rel, before, undefined)
+  }
+
+  /** lookupTiers once L2 answered: counted, then the newer of the candidate and what L2 had. */
+  private afterL2(rel: string, before: NeedsL2, fromL2: Lookup): Lookup {
+    const { coherence, counters } = this.rt
     if (fromL2?.fresh) {
       counters.l2Hits++
       if (hitChannel.hasSubscribers) this.event(hitChannel, rel, { tier: 'l2' })
@@ -158,9 +204,10 @@ export class ReadPath {
       counters.l2Misses++
       if (missChannel.hasSubscribers) this.event(missChannel, rel, {})
     }
+    const candidate = before.candidate
     if (candidate !== undefined && (fromL2 === undefined || candidate.version > fromL2.entry.version)) {
       // Only a stale (or untrusted) L1 entry remains, and L2 has nothing newer.
-      return coherence.trusted && now < candidate.staleUntil
+      return coherence.trusted && before.now < candidate.staleUntil
         ? { entry: candidate, fresh: false, degraded: false }
         : fromL2
     }
@@ -178,10 +225,12 @@ export class ReadPath {
     if (running !== undefined && coherence.untouchedSince(rel, running.token)) {
       counters.l2ReadsShared++
       return new Promise<Lookup>((resolve, reject) => {
-        running.joiners.push({ resolve, reject })
+        const joiner = { resolve, reject }
+        if (running.joiners === undefined) running.joiners = [joiner]
+        else running.joiners.push(joiner)
       })
     }
-    const shared: SharedRead = { token, joiners: [] }
+    const shared: SharedRead = { token, joiners: undefined }
     this.shared.set(rel, shared)
     return this.readL2(rel, token, deadline, shared)
   }
@@ -192,7 +241,7 @@ export class ReadPath {
    * joiners get the same answer. (Joiners wait on promises of their own: keeping the read's promise in
    * the table, where joiners could pick it up, cost a fifth of L2 hit throughput in bench:l2.)
    */
-  private async readL2(
+  private readL2(
     rel: string,
     token: number,
     deadline: number | undefined,
@@ -200,26 +249,51 @@ export class ReadPath {
     strong = false,
   ): Promise<Lookup> {
     const rt = this.rt
-    let found: Lookup
+    let read: Promise<StoredEntry | undefined>
     try {
-      const stored = await rt.remote!.get(rt.keys.entry(rel), deadline)
-      const judged = this.judge(rel, token, deadline, stored, strong)
-      found = judged instanceof Promise ? await judged : judged
+      read = rt.remote!.get(rt.keys.entry(rel), deadline)
     } catch (err) {
-      if (shared !== undefined) for (const joiner of shared.joiners) joiner.reject(err)
-      throw err
-    } finally {
-      if (shared !== undefined && this.shared.get(rel) === shared) this.shared.delete(rel)
+      read = Promise.reject(err)
     }
+    return read.then(
+      (stored) => {
+        let judged: Lookup | Promise<Lookup>
+        try {
+          judged = this.judge(rel, token, deadline, stored, strong)
+        } catch (err) {
+          return this.readFailed(rel, shared, err)
+        }
+        if (!(judged instanceof Promise)) return this.readDone(rel, shared, judged)
+        return judged.then(
+          (found) => this.readDone(rel, shared, found),
+          (err: unknown) => this.readFailed(rel, shared, err),
+        )
+      },
+      (err: unknown) => this.readFailed(rel, shared, err),
+    )
+  }
+
+  /** readL2 answered: the read leaves the shared table, and its joiners get the same answer. */
+  private readDone(rel: string, shared: SharedRead | undefined, found: Lookup): Lookup {
     if (shared === undefined) return found
+    if (this.shared.get(rel) === shared) this.shared.delete(rel)
     const joiners = shared.joiners
-    if (joiners.length === 0) {
+    if (joiners === undefined) {
       // A value that L1 did not keep and that only this caller will see needs no copy for it.
-      if (found !== undefined && rt.l1?.peek(rel) !== found.entry) found.entry.lendable = true
+      if (found !== undefined && this.rt.l1?.peek(rel) !== found.entry) found.entry.lendable = true
     } else {
       for (const joiner of joiners) joiner.resolve(found)
     }
     return found
+  }
+
+  /** readL2 failed: the read leaves the shared table, and its joiners fail with it. */
+  private readFailed(rel: string, shared: SharedRead | undefined, err: unknown): never {
+    if (shared !== undefined) {
+      if (this.shared.get(rel) === shared) this.shared.delete(rel)
+      if (shared.joiners !== undefined) for (const joiner of shared.joiners) joiner.reject(err)
+    }
+    throw err
   }
 
   /**
