@@ -2,7 +2,8 @@
  * L2 hit throughput and latency: `get` of a warm key set (10k keys, uniform, 1 KiB JSON-like values) from
  * one Redis started by the bench, L1 off everywhere, 64 concurrent callers (a closed loop), side by side
  * with the floor (raw node-redis GET of the same 1 KiB as a string), raw ioredis GET, BentoCache with only
- * a Redis L2, and cache-manager over Keyv + @keyv/redis. Same server, same keys, same values.
+ * a Redis L2, and cache-manager over Keyv + @keyv/redis. Same server, same keys, same values. The fair floor
+ * for a cache that returns objects is the reference row, GET + JSON.parse: the target is ≥ 0.90× of it.
  * Run: npm run bench:l2
  */
 import { createKeyv } from '@keyv/redis'
@@ -83,11 +84,13 @@ try {
     ),
   ]
   const [floorContender, , coherentContender] = contenders
+  const fairFloorContender = contenders[contenders.length - 1]!
   const results = await compare(contenders)
   for (const c of contenders) if (c.misses > 0) throw new Error(`${c.name}: ${c.misses} misses`)
 
   const byName = new Map(results.map((r) => [r.name, r.opsPerSec]))
   const floor = byName.get(floorContender!.name)!
+  const fairFloor = byName.get(fairFloorContender.name)!
   const COHERENT = coherentContender!.name
   console.log(`## L2 hit throughput (L1 off)\n`)
   console.log(
@@ -95,17 +98,25 @@ try {
   )
   console.log(
     markdownTable(
-      ['contender', 'gets/s', 'p50', 'p99', 'vs raw node-redis'],
+      ['contender', 'gets/s', 'p50', 'p99', 'vs raw node-redis', 'vs GET + JSON.parse'],
       results.map((r, i) => {
         const [p50, p99] = percentiles(contenders[i]!.latencies, [50, 99])
-        return [r.name, formatOps(r.opsPerSec), formatMs(p50!), formatMs(p99!), ratio(r.opsPerSec, floor)]
+        return [
+          r.name,
+          formatOps(r.opsPerSec),
+          formatMs(p50!),
+          formatMs(p99!),
+          ratio(r.opsPerSec, floor),
+          ratio(r.opsPerSec, fairFloor),
+        ]
       }),
     ),
   )
   console.log(`\nResults: ${writeResults('l2', floorContender!.name, results)}`)
-  const share = byName.get(COHERENT)! / floor
+  // The fair floor for a cache that returns objects: GET, then JSON.parse of the same 1 KiB (issue 14).
+  const share = byName.get(COHERENT)! / fairFloor
   console.log(
-    `\ncoherent-cache reaches ${ratio(byName.get(COHERENT)!, floor)} of raw node-redis (target ≥ 0.90×: ${share >= 0.9 ? 'met' : 'NOT met'}).`,
+    `\ncoherent-cache reaches ${ratio(byName.get(COHERENT)!, fairFloor)} of raw GET + JSON.parse (target ≥ 0.90×: ${share >= 0.9 ? 'met' : 'NOT met'}) and ${ratio(byName.get(COHERENT)!, floor)} of raw node-redis GET.`,
   )
 } finally {
   for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {})
