@@ -132,6 +132,7 @@ export class CacheRuntime {
       channel: this.keys.channel,
       namespace: options.namespace,
       publishTimeoutMs: options.l2Timeout,
+      storeAnnounces: bus !== undefined && (this.remote?.canAnnounce(bus) ?? false),
       coherence: this.coherence,
       stamps: this.stamps,
       l1: this.l1Writer,

@@ -11,11 +11,14 @@ afterEach(async () => {
   await Promise.all(caches.splice(0).map((cache) => cache.close()))
 })
 
-/** Node A (its L2 calls can be held) and node B on one memoryStore and bus; B has written k = 'old'. */
-async function twoNodes() {
+/**
+ * Node A (its L2 calls can be held) and node B on one memoryStore and bus; B has written k = 'old'.
+ * `omit`: operations A's store lacks (setStamped: A's sets read the stamps first, then write with set).
+ */
+async function twoNodes(omit: 'setStamped'[] = []) {
   const clock = new ManualClock()
   const l2 = memoryStore({ clock })
-  const gated = gatedStore(l2)
+  const gated = gatedStore(l2, { omit })
   const bus = memoryBus()
   const a = createCache({ namespace: 'ryw', clock, l2: gated.store, bus })
   const b = createCache({ namespace: 'ryw', clock, l2, bus })
@@ -26,24 +29,34 @@ async function twoNodes() {
 }
 
 describe('read-your-writes against a read that raced the write', () => {
-  it('set: a read that began after the write did and read L2 before it landed does not fill L1', async () => {
-    const { a, gated } = await twoNodes()
-    const writeGate = gated.gate('set', 'before')
-    const writing = a.set('k', 'new')
-    await writeGate.reached
-    // A tag invalidation while the write is under way voids fills in flight, the write's own L1 store
-    // included: afterwards L1 holds nothing of k to compare a late fill with.
-    await a.invalidateTags(['unrelated'])
-    const readGate = gated.gate('get', 'after')
-    const reading = a.get('k')
-    await readGate.reached // it read 'old' from L2; its reply waits
-    writeGate.release()
-    await writing
-    readGate.release()
-    expect(await reading).toBe('old') // it was concurrent with the write: either value is right
-    expect(await a.get('k')).toBe('new')
-    expect(await a.get('k')).toBe('new')
-  })
+  it.each([
+    {
+      store: 'reads stamps as it writes (setStamped)',
+      omit: [] as 'setStamped'[],
+      write: 'setStamped' as const,
+    },
+    { store: 'reads stamps first, then writes (set)', omit: ['setStamped' as const], write: 'set' as const },
+  ])(
+    'set, on a store that $store: a read that began after the write did and read L2 before it landed does not fill L1',
+    async ({ omit, write }) => {
+      const { a, gated } = await twoNodes(omit)
+      const writeGate = gated.gate(write, 'before')
+      const writing = a.set('k', 'new')
+      await writeGate.reached
+      // A tag invalidation while the write is under way voids fills in flight, the write's own L1 store
+      // included: afterwards L1 holds nothing of k to compare a late fill with.
+      await a.invalidateTags(['unrelated'])
+      const readGate = gated.gate('get', 'after')
+      const reading = a.get('k')
+      await readGate.reached // it read 'old' from L2; its reply waits
+      writeGate.release()
+      await writing
+      readGate.release()
+      expect(await reading).toBe('old') // it was concurrent with the write: either value is right
+      expect(await a.get('k')).toBe('new')
+      expect(await a.get('k')).toBe('new')
+    },
+  )
 
   it('delete: a read that began during the delete and read L2 before it landed does not fill L1', async () => {
     const { a, gated } = await twoNodes()

@@ -157,9 +157,9 @@ describe("get(key, { consistency: 'strong' })", () => {
     const cache = createCache({ namespace: 'strong-own', clock, l2: gated.store, circuitBreaker: false })
     caches = [cache]
     gated.fail('setIf', new Error('down'))
-    gated.fail('set', new Error('down'))
+    gated.fail('setStamped', new Error('down'))
     await cache.set('k', 'mine')
-    gated.fail('set', undefined)
+    gated.fail('setStamped', undefined)
     expect(await cache.get('k', { consistency: 'strong' })).toBe('mine')
   })
 })

@@ -134,19 +134,20 @@ describe('recovery of writes made while Redis is down (issue 3)', () => {
     expect(await b.get('k')).toBe('old')
     expect(await b.get('k')).toBe('old') // B holds it in L1 now
     // A's next write lands in Redis, but its reply comes after l2Timeout (200 ms): A cannot know it landed.
+    // (A set is one script, setStamped, on a single server: the one whose reply is delayed here.)
     const store = (
-      a as unknown as { rt: { remote: { store: { set: (...args: never[]) => Promise<number> } } } }
+      a as unknown as { rt: { remote: { store: { setStamped: (...args: never[]) => Promise<unknown> } } } }
     ).rt.remote.store
-    const realSet = store.set.bind(store)
-    store.set = async (...args: never[]) => {
-      const version = await realSet(...args)
+    const realSet = store.setStamped
+    store.setStamped = async (...args: never[]) => {
+      const written = await realSet(...args)
       await new Promise((resolve) => setTimeout(resolve, 400))
-      return version
+      return written
     }
     await a.set('k', 'new')
-    store.set = realSet
+    store.setStamped = realSet
     expect(a.stats().pending).toBe(1)
-    expect(a.stats().bus.published).toBe(1) // only 'old' was announced so far
+    expect(a.stats().bus.published).toBe(1) // only 'old' was announced by a reply A saw
     // The retry finds its own write in L2 (not a newer one) and announces it: B drops 'old' at once,
     // long before its L1 entry would expire.
     await eventually(() => a.stats().pending === 0, 5000, 'the retry')

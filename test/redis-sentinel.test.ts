@@ -31,7 +31,10 @@ const options = (extra: Partial<RedisSentinelConnectionOptions> = {}): RedisSent
 })
 
 describe('redisStore({ sentinel })', () => {
-  storeConformance('redisStore({ sentinel })', () => redisStore(options()), { reconnects: true })
+  storeConformance('redisStore({ sentinel })', () => redisStore(options()), {
+    reconnects: true,
+    stamped: true,
+  })
 
   it('names itself redis-sentinel, and validates its options naming the one at fault', () => {
     expect(redisStore(options()).name).toBe('redis-sentinel')

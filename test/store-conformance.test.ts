@@ -56,12 +56,12 @@ function withoutLeases(): RemoteStore {
 }
 
 const cases: StoreCase[] = [
-  { name: 'memoryStore()', factory: () => memoryStore() },
-  { name: 'a store without leases', factory: withoutLeases, options: { leases: false } },
+  { name: 'memoryStore()', factory: () => memoryStore(), options: { stamped: true } },
+  { name: 'a store without leases', factory: withoutLeases, options: { leases: false, stamped: true } },
   {
     name: 'redisStore({ url })',
     factory: () => redisStore({ url: redisUrl }),
-    options: { reconnects: true },
+    options: { reconnects: true, stamped: true },
   },
   {
     name: 'redisStore({ cluster })',
@@ -73,6 +73,7 @@ const cases: StoreCase[] = [
     factory: async () => redisStore({ client: await applicationClient() }),
     options: {
       reconnects: true,
+      stamped: true,
       afterClose: async () => {
         const client = await applicationClient()
         expect(client.isOpen).toBe(true)

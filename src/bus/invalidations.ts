@@ -20,6 +20,7 @@ import type { CircuitBreaker } from '../remote/circuit-breaker.js'
 import { L2TimeoutError } from '../remote/remote-tier.js'
 import { busChannel, invalidationChannel } from '../stats/events.js'
 import type { StatsCounters } from '../stats/stats.js'
+import type { Announcement } from '../stores/store.js'
 import { withTimeout } from '../timeouts.js'
 import type { UnsentWrites } from '../write/unsent-writes.js'
 import type { Bus, BusStatus, BusSubscription } from './bus.js'
@@ -42,6 +43,11 @@ export interface InvalidationsParts {
   /** The cache's namespace, for diagnostics events. */
   namespace: string
   publishTimeoutMs: number
+  /**
+   * The L2 store publishes this node's invalidations itself, in the script that writes (same Redis
+   * server: RemoteStore.canAnnounce), so that a write and its announcement cost one round trip.
+   */
+  storeAnnounces: boolean
   coherence: Coherence
   stamps: Stamps
   l1: L1Writer
@@ -74,6 +80,28 @@ export class Invalidations {
 
   stamps(stamps: readonly string[], gens: readonly number[]): InvalidationMessage {
     return { kind: MessageKind.Stamps, origin: this.parts.coherence.nodeId, names: stamps, numbers: gens }
+  }
+
+  /**
+   * What the L2 store publishes with a write of `rel` (RemoteStore.delete, setStamped), if it publishes
+   * for this node at all: a keys message whose version the store fills in. Call announced() once the
+   * write succeeded.
+   */
+  keyAnnouncement(rel: string): Announcement | undefined {
+    if (!this.parts.storeAnnounces) return undefined
+    return { channel: this.parts.channel, message: encodeMessage(this.keys([rel], [0])) }
+  }
+
+  /** As keyAnnouncement, for bumps of `stamps` (RemoteStore.bumpStamps): one message per stamp. */
+  stampAnnouncements(stamps: readonly string[]): Announcement[] | undefined {
+    if (!this.parts.storeAnnounces) return undefined
+    const { channel } = this.parts
+    return stamps.map((stamp) => ({ channel, message: encodeMessage(this.stamps([stamp], [0])) }))
+  }
+
+  /** `count` messages were published by the store with the writes they announce. */
+  announced(count: number): void {
+    this.parts.counters.busPublished += count
   }
 
   /** Publishes an invalidation; false (and counted) if the bus could not take it. */

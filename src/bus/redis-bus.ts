@@ -43,6 +43,7 @@ import {
   type RedisConnection,
   type RedisConnectionOptions,
   redisConnection,
+  registerConnection,
 } from '../redis/connection.js'
 import { unrefSleep, withTimeout } from '../timeouts.js'
 import type { Bus, BusStatus, BusSubscription } from './bus.js'
@@ -535,6 +536,8 @@ class RedisBus implements Bus {
 
   constructor(options: RedisBusOptions) {
     this.connection = redisConnection(options, 'redisBus')
+    // A redisStore on the same server publishes this bus's invalidations itself (RemoteStore.canAnnounce).
+    registerConnection(this, this.connection)
     this.name = this.connection.isCluster
       ? 'redis-cluster'
       : this.connection.isSentinel

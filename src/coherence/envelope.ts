@@ -74,6 +74,21 @@ export function encodeEnvelope(header: EnvelopeHeader, payload: Uint8Array): Buf
 }
 
 /**
+ * Where encodeEnvelope puts each stamp's generation (a big-endian f64): byte offsets into its output, for a
+ * store that fills in the generations it reads in the same operation as the write (RemoteStore.setStamped).
+ */
+export function stampGenOffsets(header: Pick<EnvelopeHeader, 'namespacePath' | 'stampKeys'>): number[] {
+  let at = FIXED_BYTES + Buffer.byteLength(header.namespacePath) + 2
+  const offsets: number[] = new Array(header.stampKeys.length)
+  for (let i = 0; i < header.stampKeys.length; i++) {
+    at += 2 + Buffer.byteLength(header.stampKeys[i]!)
+    offsets[i] = at
+    at += 8
+  }
+  return offsets
+}
+
+/**
  * The namespace and stamp part of the last envelope decoded. Nearly every entry of a cache carries the
  * same one (same namespace, same tags, generations that rarely move), so a read that finds the same bytes
  * again reuses its strings and arrays instead of decoding them: the L2 read path allocates less.

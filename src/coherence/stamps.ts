@@ -75,6 +75,17 @@ export class Stamps {
     return this.local(stampKeys)
   }
 
+  /**
+   * The generations a write recorded in L2 (RemoteStore.setStamped: the higher of L2's and this node's,
+   * stamps L2 had lost restored in the same operation), learned as gens() learns what it reads; returned
+   * for the entry, which records exactly what L2 recorded. `gens` were checked as plausible by the tier.
+   */
+  learnWritten(stampKeys: readonly string[], gens: number[], restored: number): readonly number[] {
+    this.parts.counters.stampsRestored += restored
+    this.raise(stampKeys, gens)
+    return sharedGens(gens)
+  }
+
   /** The generations of `stampKeys` in the local table (0 for stamps it does not know). */
   local(stampKeys: readonly string[]): readonly number[] {
     return sharedGens(stampKeys.map((key) => this.parts.coherence.stampGen(key)))

@@ -485,6 +485,28 @@ export class RedisConnection {
     return redactConnectionOptions(this.#options)
   }
 
+  /**
+   * Whether `other` reaches the same Redis server, judged by the options as given: the same client object,
+   * the same host and port in the URL (not the same address under two names: then no), or the same master
+   * name at the same sentinels. Never for a Cluster (a write and a publish of another slot cannot share a
+   * script). Pub/sub channels are not per database, so the database number does not matter.
+   */
+  sameServerAs(other: RedisConnection): boolean {
+    if (this.isCluster || other.isCluster) return false
+    const a = this.#options
+    const b = other.#options
+    if (a.client !== undefined || b.client !== undefined) return a.client === b.client
+    if (a.url !== undefined && b.url !== undefined) {
+      const endpoint = urlEndpoint(a.url)
+      return endpoint !== undefined && endpoint === urlEndpoint(b.url)
+    }
+    if (a.sentinel !== undefined && b.sentinel !== undefined) {
+      const sentinels = (o: RedisSentinelOptions) => o.sentinels.map(addressKey).sort().join(',')
+      return a.sentinel.name === b.sentinel.name && sentinels(a.sentinel) === sentinels(b.sentinel)
+    }
+    return false
+  }
+
   [INSPECT](): unknown {
     return {
       owner: this.owner,
@@ -1140,6 +1162,29 @@ function watchCluster(
 }
 
 /** Validates options and creates a connection (for redisStore and redisBus); connects on first use. */
+/** `protocol//host:port` of a Redis URL (port 6379 when none is given); undefined if it does not parse. */
+function urlEndpoint(url: string): string | undefined {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.protocol}//${parsed.hostname}:${parsed.port === '' ? '6379' : parsed.port}`
+  } catch {
+    return undefined
+  }
+}
+
+/** The connection a store or bus of ours talks through (see connectionOf). */
+const connections = new WeakMap<object, RedisConnection>()
+
+/** Records that `owner` (a redisStore or redisBus) talks through `connection`. */
+export function registerConnection(owner: object, connection: RedisConnection): void {
+  connections.set(owner, connection)
+}
+
+/** The connection of a redisStore or redisBus; undefined for anything else (another bus, a wrapper). */
+export function connectionOf(owner: object): RedisConnection | undefined {
+  return connections.get(owner)
+}
+
 export function redisConnection(options: RedisConnectionOptions, owner: string): RedisConnection {
   return new RedisConnection(validateConnectionOptions(options), owner)
 }

@@ -1,8 +1,12 @@
+import type { Bus } from '../bus/bus.js'
 import { CoherentError, CorruptEntryError } from '../errors.js'
 import type {
+  Announcement,
   ConditionalWrite,
   EntryHead,
+  EntryStamps,
   RemoteStore,
+  StampedWrite,
   StoredEntry,
   WriteCondition,
 } from '../stores/store.js'
@@ -90,6 +94,34 @@ export class RemoteTier {
     return this.call('set', (end) => this.checked(this.store.set(key, bytes, version, ttlMs, end)), deadline)
   }
 
+  /** Whether the store reads an entry's stamps as it writes it (RemoteStore.setStamped). */
+  get stamped(): boolean {
+    return this.store.setStamped !== undefined
+  }
+
+  /** Whether the store publishes `bus`'s invalidations with its writes (RemoteStore.canAnnounce). */
+  canAnnounce(bus: Bus): boolean {
+    return this.store.canAnnounce?.(bus) ?? false
+  }
+
+  /** RemoteStore.setStamped; only for a store that has it (see `stamped`). Its numbers are checked. */
+  setStamped(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    stamps: EntryStamps,
+    deadline?: number,
+    announce?: Announcement,
+  ): Promise<StampedWrite> {
+    const start = (end: number) =>
+      this.store.setStamped!(key, bytes, version, ttlMs, stamps, end, announce).then(async (done) => {
+        await this.checked(Promise.resolve([done.version, ...done.gens]))
+        return done
+      })
+    return this.call('set', start, deadline)
+  }
+
   setIfNewer(
     key: string,
     bytes: Uint8Array,
@@ -101,8 +133,15 @@ export class RemoteTier {
     return this.call('setIfNewer', start, deadline)
   }
 
-  delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number> {
-    const start = (end: number) => this.checked(this.store.delete(key, version, tombstoneTtlMs, end))
+  delete(
+    key: string,
+    version: number,
+    tombstoneTtlMs: number,
+    deadline?: number,
+    announce?: Announcement,
+  ): Promise<number> {
+    const start = (end: number) =>
+      this.checked(this.store.delete(key, version, tombstoneTtlMs, end, announce))
     return this.call('delete', start, deadline)
   }
 
@@ -174,8 +213,9 @@ export class RemoteTier {
     proposed: number,
     deadline?: number,
     raise = false,
+    announce?: readonly Announcement[],
   ): Promise<number[]> {
-    const start = () => this.checked(this.store.bumpStamps(keys, ttlMs, proposed, raise))
+    const start = () => this.checked(this.store.bumpStamps(keys, ttlMs, proposed, raise, announce))
     return this.call('bumpStamps', start, deadline)
   }
 

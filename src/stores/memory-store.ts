@@ -4,8 +4,10 @@ import { MemoryQueueLog } from './memory-queue.js'
 import type {
   ConditionalWrite,
   EntryHead,
+  EntryStamps,
   OrderDomain,
   RemoteStore,
+  StampedWrite,
   StoredEntry,
   WriteCondition,
 } from './store.js'
@@ -60,6 +62,44 @@ class MemoryStore implements RemoteStore {
     const given = stored && stored.version >= version ? stored.version + 1 : version
     this.entries.set(key, { bytes, version: given, expiresAt: this.clock.now() + ttlMs })
     return given
+  }
+
+  async setStamped(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    stamps: EntryStamps,
+    deadline?: number,
+  ): Promise<StampedWrite> {
+    this.checkDeadline(deadline)
+    const now = this.clock.now()
+    const gens: number[] = []
+    let restored = 0
+    let written: Buffer | undefined
+    for (let i = 0; i < stamps.keys.length; i++) {
+      const stampKey = stamps.keys[i]!
+      const known = stamps.known[i]!
+      const stamp = this.stamps.get(stampKey)
+      const live = stamp !== undefined && stamp.expiresAt > now
+      // A stamp far above the proposal is garbage (store.ts): raised to what the writer knows, or to the
+      // proposal when that is 0. An expired stamp is one this store lost: raised to what the writer knows.
+      const garbage = live && stamp.value > version + MAX_VERSION_LEAD
+      const stored = live && !garbage ? stamp.value : 0
+      const gen = garbage ? (known > 0 ? known : version) : Math.max(stored, known)
+      if (garbage || gen !== stored) {
+        restored++
+        const expiresAt = Math.max(live ? stamp.expiresAt : 0, now + stamps.ttlMs)
+        this.stamps.set(stampKey, { value: gen, expiresAt })
+      }
+      if (gen !== known) {
+        // A copy: the caller's bytes are not ours to change.
+        written ??= Buffer.from(bytes)
+        written.writeDoubleBE(gen, stamps.offsets[i]!)
+      }
+      gens.push(gen)
+    }
+    return { version: await this.set(key, written ?? bytes, version, ttlMs), gens, restored }
   }
 
   async setIfNewer(

@@ -29,21 +29,36 @@
  *
  * Stamps are generation counters in keys of their own (decimal text): a script per key raises one to
  * max(stored + 1, proposed) and extends its TTL (never shortens it), so on a Cluster no command spans two
- * slots. Garbage in an entry's header or a stamp (store.ts) is replaced by the next write. Leases are `SET NX PX` and a
+ * slots. On a single server (and Sentinel) `setStamped` reads an entry's stamps in the script that writes
+ * it (not on a Cluster: they live in other slots). Where the bus is on the same server (`canAnnounce`), the
+ * write scripts also PUBLISH the invalidation, after the write: a write and its announcement are one round
+ * trip (docs/decisions.md). Garbage in an entry's header or a stamp (store.ts) is replaced by the next write. Leases are `SET NX PX` and a
  * compare-and-delete script.
  */
 import { createHash } from 'node:crypto'
 import type { RedisArgument } from 'redis'
+import type { Bus } from '../bus/bus.js'
 import { MAX_VERSION_LEAD } from '../coherence/hlc.js'
 import { CorruptEntryError } from '../errors.js'
 import {
+  connectionOf,
   INSPECT,
   type RedisConnection,
   type RedisConnectionOptions,
   redisConnection,
+  registerConnection,
 } from '../redis/connection.js'
 import { RedisQueueLog } from './redis-queue.js'
-import type { ConditionalWrite, EntryHead, RemoteStore, StoredEntry, WriteCondition } from './store.js'
+import type {
+  Announcement,
+  ConditionalWrite,
+  EntryHead,
+  EntryStamps,
+  RemoteStore,
+  StampedWrite,
+  StoredEntry,
+  WriteCondition,
+} from './store.js'
 
 export type RedisStoreOptions = RedisConnectionOptions
 
@@ -84,8 +99,41 @@ const EXPIRED = `local function expired(deadline)
 end
 `
 
+/**
+ * A stamp as stored: its value; 0 when the key is missing; nil for garbage (not a decimal integer of at
+ * most 16 digits, another Redis type, or more than MAX_VERSION_LEAD above `proposed`: store.ts).
+ */
+const STAMP_VALUE = `local function stamp_value(key, proposed)
+  local raw = redis.pcall('GET', key)
+  if raw == false then return 0 end
+  if type(raw) ~= 'string' or #raw > 16 or not string.match(raw, '^%d+$') then return nil end
+  local value = tonumber(raw)
+  if value > proposed + ${MAX_VERSION_LEAD} then return nil end
+  return value
+end
+`
+
+/** Sets a stamp to `value` and keeps it for max(remaining, ttl) ms. */
+const SET_STAMP = `local function set_stamp(key, value, ttl)
+  local remaining = redis.call('PTTL', key)
+  redis.call('SET', key, string.format('%d', value))
+  if remaining > ttl then redis.call('PEXPIRE', key, remaining) else redis.call('PEXPIRE', key, ttl) end
+end
+`
+
+/**
+ * Publishes a write's announcement (store.ts, Announcement): the message with its last 8 bytes replaced by
+ * \`number\` as a big-endian double (exact: versions and generations are integers below 2^53). Nothing for
+ * an empty channel.
+ */
+const ANNOUNCE = `local function announce(channel, message, number)
+  if channel == '' then return end
+  redis.call('PUBLISH', channel, string.sub(message, 1, #message - 8) .. struct.pack('>d', number))
+end
+`
+
 function script(body: string): Script {
-  const source = STORED_VERSION + EXPIRED + body
+  const source = STORED_VERSION + EXPIRED + STAMP_VALUE + SET_STAMP + ANNOUNCE + body
   return { source, sha1: createHash('sha1').update(source).digest('hex') }
 }
 
@@ -103,6 +151,59 @@ redis.call('SET', KEYS[1], head .. ARGV[1], 'PX', ARGV[3])
 return head`)
 
 /**
+ * RemoteStore.setStamped. KEYS[1] entry key, KEYS[2..n+1] its stamp keys; ARGV[1] the value as stored
+ * (header with the proposed version, then the entry bytes, each stamp's generation slot holding what the
+ * writer knows), ARGV[2] proposed version (decimal), ARGV[3] TTL in ms, ARGV[4] deadline, ARGV[5] stamp
+ * TTL in ms, ARGV[6] channel ('' for no announcement), ARGV[7] message; then per stamp i: ARGV[6 + 2i]
+ * known generation (decimal), ARGV[7 + 2i] offset of its slot in the value. Each stamp's generation becomes
+ * max(stored, known); a lost or garbage stamp is raised (to the known generation, or to the proposed version
+ * when that is 0). The value is written as given and patched in place (SETRANGE) where the version or a
+ * generation differs from what the writer sent, so the common case copies nothing in Lua (a concatenation
+ * of the value cost as much as the rest of the script). Then it is announced. Returns the version (16 hex)
+ * alone when every generation is the known one, else followed by ' ', the generations (decimal, comma
+ * separated), ' ' and how many stamps were raised.
+ */
+const SET_STAMPED =
+  script(`if expired(ARGV[4]) then return redis.error_reply('EXPIRED the writer gave up on this write') end
+local proposed = tonumber(ARGV[2])
+local version = proposed
+local stored = stored_version(KEYS[1], version)
+if stored ~= nil and stored >= version then version = stored + 1 end
+local stamp_ttl = tonumber(ARGV[5])
+local gens = nil
+local patches = nil
+local restored = 0
+for i = 2, #KEYS do
+  local known = tonumber(ARGV[4 + 2 * i])
+  local value = stamp_value(KEYS[i], proposed)
+  local gen = value
+  if value == nil then
+    if known > 0 then gen = known else gen = proposed end
+  elseif value < known then
+    gen = known
+  end
+  if gen ~= value then
+    set_stamp(KEYS[i], gen, stamp_ttl)
+    restored = restored + 1
+  end
+  if gen ~= known then
+    patches = patches or {}
+    patches[#patches + 1] = { tonumber(ARGV[5 + 2 * i]), struct.pack('>d', gen) }
+  end
+  gens = gens or {}
+  gens[i - 1] = string.format('%d', gen)
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+local head = string.format('%016x', version)
+if version ~= proposed then redis.call('SETRANGE', KEYS[1], 0, head) end
+if patches ~= nil then
+  for _, patch in ipairs(patches) do redis.call('SETRANGE', KEYS[1], patch[1], patch[2]) end
+end
+announce(ARGV[6], ARGV[7], version)
+if patches == nil and restored == 0 then return head end
+return head .. ' ' .. table.concat(gens, ',') .. ' ' .. restored`)
+
+/**
  * KEYS[1] entry key; ARGV[1] header + entry bytes, ARGV[2] version (decimal), ARGV[3] TTL in ms.
  * Writes unless the stored entry or tombstone is as new or newer; then returns its version (16 hex).
  */
@@ -112,8 +213,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return false`)
 
 /**
- * KEYS[1] entry key; ARGV[1] proposed version (decimal), ARGV[2] tombstone TTL in ms.
- * Replaces the key with a tombstone of version max(proposed, stored + 1); returns it (16 hex).
+ * KEYS[1] entry key; ARGV[1] proposed version (decimal), ARGV[2] tombstone TTL in ms, ARGV[3] deadline,
+ * ARGV[4] channel ('' for no announcement), ARGV[5] message.
+ * Replaces the key with a tombstone of version max(proposed, stored + 1), announces it; returns it (16 hex).
  */
 const DELETE_ENTRY =
   script(`if expired(ARGV[3]) then return redis.error_reply('EXPIRED the writer gave up on this write') end
@@ -121,26 +223,23 @@ local version = tonumber(ARGV[1])
 local stored = stored_version(KEYS[1], version)
 if stored ~= nil and stored >= version then version = stored + 1 end
 redis.call('SET', KEYS[1], 't' .. string.format('%015x', version), 'PX', ARGV[2])
+announce(ARGV[4], ARGV[5], version)
 return string.format('%016x', version)`)
 
 /**
  * KEYS[1] stamp key; ARGV[1] TTL in ms, ARGV[2] proposed generation (decimal), ARGV[3] '1' to raise
- * (RemoteStore.bumpStamps). The stamp becomes max(stored + 1, proposed), or max(stored, proposed) to raise, where a stored value that is not a non-negative integer, or is more than
- * MAX_VERSION_LEAD above the proposal, counts as 0; its TTL becomes max(remaining, ttl). Returns the new
- * value as a decimal string (a Lua number reply could lose precision in the client's parser).
+ * (RemoteStore.bumpStamps), ARGV[4] channel ('' for no announcement), ARGV[5] message. The stamp becomes
+ * max(stored + 1, proposed), or max(stored, proposed) to raise, where garbage (stamp_value) counts as 0;
+ * its TTL becomes max(remaining, ttl); then it is announced. Returns the new value as a decimal string (a
+ * Lua number reply could lose precision in the client's parser).
  */
 const BUMP_STAMP = script(`local proposed = tonumber(ARGV[2])
-local raw = redis.pcall('GET', KEYS[1])
-local stored = 0
-if type(raw) == 'string' then stored = tonumber(raw) end
-if stored == nil or stored < 0 or stored ~= math.floor(stored) or stored > proposed + ${MAX_VERSION_LEAD} then stored = 0 end
+local stored = stamp_value(KEYS[1], proposed) or 0
 if ARGV[3] ~= '1' then stored = stored + 1 end
-local value = string.format('%d', math.max(stored, proposed))
-local ttl = tonumber(ARGV[1])
-local remaining = redis.call('PTTL', KEYS[1])
-redis.call('SET', KEYS[1], value)
-if remaining > ttl then redis.call('PEXPIRE', KEYS[1], remaining) else redis.call('PEXPIRE', KEYS[1], ttl) end
-return value`)
+local value = math.max(stored, proposed)
+set_stamp(KEYS[1], value, tonumber(ARGV[1]))
+announce(ARGV[4], ARGV[5], value)
+return string.format('%d', value)`)
 
 /**
  * KEYS[1] entry key; ARGV[1] version (decimal), ARGV[2] tombstone TTL in ms. Writes a tombstone of that
@@ -197,14 +296,24 @@ async function runScript(
   { source, sha1 }: Script,
   key: string,
   args: RedisArgument[],
+  moreKeys: readonly string[] = [],
 ): Promise<unknown> {
+  const keys = [String(1 + moreKeys.length), key, ...moreKeys]
   try {
-    return await connection.send(key, ['EVALSHA', sha1, '1', key, ...args])
+    return await connection.send(key, ['EVALSHA', sha1, ...keys, ...args])
   } catch (error) {
     if (!isNoScript(error)) throw error
     // The server lost its script cache (restart, failover, SCRIPT FLUSH): EVAL runs and re-caches it.
-    return connection.send(key, ['EVAL', source, '1', key, ...args])
+    return connection.send(key, ['EVAL', source, ...keys, ...args])
   }
+}
+
+/** An announcement as the scripts take it: channel and message, or two empty strings for none. */
+function announceArguments(announce: Announcement | undefined): RedisArgument[] {
+  if (announce === undefined) return ['', '']
+  if (announce.message.byteLength < 8)
+    throw new RangeError('an announcement message ends with 8 bytes to fill')
+  return [announce.channel, toBuffer(announce.message)]
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -285,10 +394,24 @@ class RedisStore implements RemoteStore {
   readonly queue: RedisQueueLog
   private readonly connection: RedisConnection
 
+  /**
+   * Not on a Cluster: the stamps live in other slots than the entry, and no script may touch two slots
+   * (the cache then reads them first: docs/decisions.md, "One round trip per write").
+   */
+  readonly setStamped: RemoteStore['setStamped']
+
   constructor(connection: RedisConnection) {
     this.connection = connection
     this.name = connection.isCluster ? 'redis-cluster' : connection.isSentinel ? 'redis-sentinel' : 'redis'
     this.queue = new RedisQueueLog(connection)
+    this.setStamped = connection.isCluster ? undefined : this.writeStamped
+    registerConnection(this, connection)
+  }
+
+  /** Same server as a redisBus of ours (RedisConnection.sameServerAs); never on a Cluster. */
+  canAnnounce(bus: Bus): boolean {
+    const busConnection = connectionOf(bus)
+    return busConnection !== undefined && this.connection.sameServerAs(busConnection)
   }
 
   async get(key: string): Promise<StoredEntry | undefined> {
@@ -338,6 +461,58 @@ class RedisStore implements RemoteStore {
     )
   }
 
+  private readonly writeStamped = async (
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    stamps: EntryStamps,
+    deadline?: number,
+    announce?: Announcement,
+  ): Promise<StampedWrite> => {
+    checkVersion(version)
+    const count = stamps.keys.length
+    if (stamps.known.length !== count || stamps.offsets.length !== count) {
+      throw new RangeError('setStamped: keys, known and offsets must have one element per stamp')
+    }
+    const args: RedisArgument[] = [
+      encodeEntry(bytes, version),
+      String(version),
+      ttlArgument(ttlMs),
+      deadlineArgument(deadline),
+      ttlArgument(stamps.ttlMs),
+      ...announceArguments(announce),
+    ]
+    for (let i = 0; i < count; i++) {
+      const known = stamps.known[i]!
+      const offset = stamps.offsets[i]!
+      checkVersion(known)
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset + 8 > bytes.byteLength) {
+        throw new RangeError(`setStamped: stamp offset ${offset} is outside the entry bytes`)
+      }
+      args.push(String(known), String(HEADER_BYTES + offset))
+    }
+    const reply = await runScript(this.connection, SET_STAMPED, key, args, stamps.keys)
+    if (!Buffer.isBuffer(reply))
+      throw new CorruptEntryError(`unexpected reply from a store script: ${String(reply)}`)
+    const given = scriptVersion(reply.subarray(0, HEADER_BYTES))
+    if (reply.length === HEADER_BYTES) return { version: given, gens: [...stamps.known], restored: 0 }
+    // '<version> <gen>,<gen>,... <restored>'
+    const parts = reply.toString('latin1', HEADER_BYTES + 1).split(' ')
+    const gens = parts[0] === undefined || parts[0] === '' ? [] : parts[0].split(',').map(decodeStamp)
+    const restored = decodeStamp(parts[1])
+    if (
+      parts.length !== 2 ||
+      reply[HEADER_BYTES] !== 0x20 ||
+      gens.length !== count ||
+      !gens.every((gen) => gen >= 0) ||
+      !(restored >= 0 && restored <= count)
+    ) {
+      throw new CorruptEntryError(`unexpected reply from a store script: ${reply.toString('latin1')}`)
+    }
+    return { version: given, gens, restored }
+  }
+
   async setIfNewer(
     key: string,
     bytes: Uint8Array,
@@ -351,9 +526,20 @@ class RedisStore implements RemoteStore {
     return stored === null ? undefined : scriptVersion(stored)
   }
 
-  async delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number> {
+  async delete(
+    key: string,
+    version: number,
+    tombstoneTtlMs: number,
+    deadline?: number,
+    announce?: Announcement,
+  ): Promise<number> {
     checkVersion(version)
-    const args = [String(version), ttlArgument(tombstoneTtlMs), deadlineArgument(deadline)]
+    const args = [
+      String(version),
+      ttlArgument(tombstoneTtlMs),
+      deadlineArgument(deadline),
+      ...announceArguments(announce),
+    ]
     return scriptVersion(await runScript(this.connection, DELETE_ENTRY, key, args))
   }
 
@@ -418,13 +604,26 @@ class RedisStore implements RemoteStore {
     )
   }
 
-  async bumpStamps(keys: readonly string[], ttlMs: number, proposed = 0, raise = false): Promise<number[]> {
+  async bumpStamps(
+    keys: readonly string[],
+    ttlMs: number,
+    proposed = 0,
+    raise = false,
+    announce?: readonly Announcement[],
+  ): Promise<number[]> {
     if (keys.length === 0) return []
     checkVersion(proposed)
+    if (announce !== undefined && announce.length !== keys.length) {
+      throw new RangeError('bumpStamps: one announcement per key')
+    }
     const args = [ttlArgument(ttlMs), String(proposed), raise ? '1' : '0']
     // One script per key (never two slots in one command); node-redis sends them in one pipeline.
     return Promise.all(
-      keys.map(async (key) => decodeStamp(await runScript(this.connection, BUMP_STAMP, key, args))),
+      keys.map(async (key, i) =>
+        decodeStamp(
+          await runScript(this.connection, BUMP_STAMP, key, [...args, ...announceArguments(announce?.[i])]),
+        ),
+      ),
     )
   }
 

@@ -22,7 +22,50 @@ export interface StoredEntry {
   version: number
 }
 
+import type { Bus } from '../bus/bus.js'
 import type { QueueLog } from '../write-behind/queue-log.js'
+
+/**
+ * An invalidation the store publishes itself, in the same atomic operation as the write it announces and
+ * only once that write is applied: the write and its announcement cost one round trip. Given only to a
+ * store whose `canAnnounce(bus)` said yes for the cache's bus.
+ */
+export interface Announcement {
+  /** The bus channel. */
+  channel: string
+  /**
+   * The bus message (bus/wire.ts), one item; its last 8 bytes are replaced by the number the write
+   * produced (the version a set or delete gave the key, the generation a bump gave the stamp), as a
+   * big-endian f64.
+   */
+  message: Uint8Array
+}
+
+/** The stamps a `setStamped` entry is judged by, and where their generations go in its bytes. */
+export interface EntryStamps {
+  /** The stamps' store keys. */
+  keys: readonly string[]
+  /**
+   * What the writer knows of each (its own bumps included). A stored generation below it was lost (a
+   * restart without persistence, eviction, FLUSHALL) and is raised back to it; garbage is raised to it, or
+   * to the write's proposed version when it is 0 (RemoteStore.bumpStamps with `raise`).
+   */
+  known: readonly number[]
+  /** The byte offset in the entry bytes of each stamp's generation: a big-endian f64 holding `known`. */
+  offsets: readonly number[]
+  /** How long a raised stamp lives at least. */
+  ttlMs: number
+}
+
+/** What `setStamped` did. */
+export interface StampedWrite {
+  /** The version the entry got: max(proposed, stored + 1). */
+  version: number
+  /** The generation recorded for each stamp: max(stored, known) (stored garbage: see EntryStamps.known). */
+  gens: number[]
+  /** How many stamps were raised because the store had lost them or held garbage. */
+  restored: number
+}
 
 /** What `head` reports about a key without reading its value. */
 export interface EntryHead {
@@ -88,6 +131,27 @@ export interface RemoteStore {
    */
   set(key: string, bytes: Uint8Array, version: number, ttlMs: number, deadline?: number): Promise<number>
   /**
+   * A set that reads the entry's stamps in the same atomic operation (optional: without it the cache asks
+   * getStamps first, a second round trip): each stamp's generation becomes max(stored, known), a stamp
+   * the store lost or holds garbage for is raised (see EntryStamps), the generations are written into
+   * `bytes` at their offsets, and the entry is stored as `set` stores it (version, TTL, deadline). With
+   * `announce`, the store then publishes it with the version (see Announcement).
+   */
+  setStamped?(
+    key: string,
+    bytes: Uint8Array,
+    version: number,
+    ttlMs: number,
+    stamps: EntryStamps,
+    deadline?: number,
+    announce?: Announcement,
+  ): Promise<StampedWrite>
+  /**
+   * Whether this store can publish `bus`'s messages itself (Announcement): it reaches the server the bus
+   * subscribes on, and can publish there atomically with its writes (optional: no).
+   */
+  canAnnounce?(bus: Bus): boolean
+  /**
    * Stores `bytes` with `version` only if what is stored (entry or tombstone) is older. Resolves to
    * undefined when written, or to the stored newer version when refused.
    */
@@ -95,9 +159,15 @@ export interface RemoteStore {
   /**
    * Replaces the entry with a tombstone of version max(version, stored + 1), kept for `tombstoneTtlMs`
    * (so that a later write of the key still gets a larger version); resolves to that version. `deadline`:
-   * as for set().
+   * as for set(). `announce`: published with that version once the tombstone is written (Announcement).
    */
-  delete(key: string, version: number, tombstoneTtlMs: number, deadline?: number): Promise<number>
+  delete(
+    key: string,
+    version: number,
+    tombstoneTtlMs: number,
+    deadline?: number,
+    announce?: Announcement,
+  ): Promise<number>
   /**
    * Replaces what is stored with a tombstone of `version`, kept for `tombstoneTtlMs`, only if what is
    * stored (entry or tombstone) is older. Resolves to undefined when written, or to the stored newer
@@ -116,9 +186,16 @@ export interface RemoteStore {
    * persistence, eviction) comes back above every generation handed out before. With `raise`, each counter
    * becomes max(stored, `proposed`) instead: idempotent, for a retried bump whose first attempt may have
    * landed (its reply lost) and for restoring a stamp L2 lost, neither of which may invalidate what was
-   * written since (coherence.ts, point 3). @default proposed 0, raise false
+   * written since (coherence.ts, point 3). `announce`: one per key, each published with its key's new
+   * value once it is written (Announcement). @default proposed 0, raise false
    */
-  bumpStamps(keys: readonly string[], ttlMs: number, proposed?: number, raise?: boolean): Promise<number[]>
+  bumpStamps(
+    keys: readonly string[],
+    ttlMs: number,
+    proposed?: number,
+    raise?: boolean,
+    announce?: readonly Announcement[],
+  ): Promise<number[]>
   /**
    * The version of the entry or tombstone under `key` (not its value) and the generations of
    * `stampKeys`, in one round trip: what a strong read checks its L1 entry against, and what a

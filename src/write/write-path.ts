@@ -10,7 +10,7 @@
  * started, it is dropped if an invalidation of the key arrived while loading, and L2 refuses it if
  * anything newer is stored; either way its value is still returned to the callers that waited for it.
  */
-import { encodeEnvelope } from '../coherence/envelope.js'
+import { encodeEnvelope, stampGenOffsets } from '../coherence/envelope.js'
 import { FOREVER_MS } from '../coherence/lifetimes.js'
 import { createEntry, type L1Entry } from '../entry/entry.js'
 import { type NamespaceState, tagStamp } from '../keys.js'
@@ -92,7 +92,9 @@ export class WritePath {
     return {
       entry,
       done: rt.coherence.fill((token) =>
-        this.writeTiers(rel, entry, ns, payload, undefined, token, deadline),
+        rt.remote?.stamped
+          ? this.setTiers(rel, entry, ns, payload, token, deadline)
+          : this.writeTiers(rel, entry, ns, payload, undefined, token, deadline),
       ),
     }
   }
@@ -121,7 +123,7 @@ export class WritePath {
 
   /** Deletes `rels` in every tier and on every node. */
   async deleteMany(rels: readonly string[]): Promise<void> {
-    const { coherence, remote, l1Writer, outage, unsent, lifetimes, keys } = this.rt
+    const { coherence, remote, l1Writer, outage, unsent, lifetimes, keys, invalidations } = this.rt
     const proposed = coherence.versions.next()
     const versions = rels.map(() => proposed)
     this.rt.counters.deletes += rels.length
@@ -129,7 +131,9 @@ export class WritePath {
       coherence.markKey(rel, Number.POSITIVE_INFINITY)
       l1Writer.delete(rel)
     }
+    // Deletes the store announced itself (RemoteStore.canAnnounce) are not published again.
     const delivered: number[] = []
+    let announced = 0
     if (remote === undefined) {
       for (let i = 0; i < rels.length; i++) delivered.push(i)
     } else {
@@ -137,13 +141,15 @@ export class WritePath {
       const deadline = remote.deadline()
       await Promise.all(
         rels.map(async (rel, i) => {
+          const announce = invalidations.keyAnnouncement(rel)
           try {
-            versions[i] = await remote.delete(keys.entry(rel), proposed, tombstoneTtl, deadline)
+            versions[i] = await remote.delete(keys.entry(rel), proposed, tombstoneTtl, deadline, announce)
             coherence.versions.observe(versions[i]!)
             // Fills of the key in flight may have read L2 before the delete landed (see writeTiers).
             coherence.markKey(rel, versions[i]!)
             unsent.supersede(rel, versions[i]!)
-            delivered.push(i)
+            if (announce === undefined) delivered.push(i)
+            else announced++
           } catch {
             this.rt.counters.l2Errors++
             outage.queueDelete(rel, proposed)
@@ -152,6 +158,7 @@ export class WritePath {
         }),
       )
     }
+    invalidations.announced(announced)
     // Publish only what reached L2: the rest is published when its retry succeeds.
     if (delivered.length === 0) return
     await outage.announceKeys(
@@ -174,6 +181,7 @@ export class WritePath {
       await outage.announceStamps(stamps, gens, rank)
       return
     }
+    const announce = this.rt.invalidations.stampAnnouncements(stamps)
     let gens: number[]
     try {
       gens = await remote.bumpStamps(
@@ -181,6 +189,8 @@ export class WritePath {
         lifetimes.stampTtl(),
         rank,
         remote.deadline(),
+        false,
+        announce,
       )
     } catch {
       this.rt.counters.l2Errors++
@@ -189,7 +199,8 @@ export class WritePath {
     }
     for (const stamp of stamps) unsent.stamps.delete(stamp)
     this.rt.stamps.raise(stamps, gens)
-    await outage.announceStamps(stamps, gens, rank)
+    if (announce !== undefined) this.rt.invalidations.announced(announce.length)
+    else await outage.announceStamps(stamps, gens, rank)
   }
 
   private async writeTiers(
@@ -256,6 +267,64 @@ export class WritePath {
       rt.reads.event(setChannel, rel, { version: entry.version, queued: false })
     }
     await outage.announceKeys([rel], [entry.version])
+  }
+
+  /**
+   * writeTiers for a set when the store reads the stamps as it writes (RemoteStore.setStamped), and
+   * publishes the invalidation with it where it can (RemoteStore.canAnnounce): one round trip. The entry
+   * records the higher of L2's generations and this node's (the local ones alone could be older than an
+   * invalidation that resolved before this set began: see writeTiers).
+   */
+  private async setTiers(
+    rel: string,
+    entry: L1Entry,
+    ns: NamespaceState,
+    payload: Uint8Array,
+    token: number,
+    deadline: number | undefined,
+  ): Promise<void> {
+    const rt = this.rt
+    const { coherence, remote, counters, outage, l1Writer, invalidations, keys } = rt
+    // What this node knows, its own bumps that L2 has not got included; if L2 cannot be reached, these
+    // stay (an older generation only makes an entry look invalid).
+    entry.stampGens = rt.stamps.local(entry.stampKeys)
+    const bytes = envelopeOf(entry, ns, payload)
+    const l2Ttl = l2TtlOf(entry)
+    const announce = invalidations.keyAnnouncement(rel)
+    try {
+      const stamps = {
+        keys: entry.stampKeys.map((stamp) => keys.stamp(stamp)),
+        known: entry.stampGens,
+        offsets: stampGenOffsets({ namespacePath: ns.path, stampKeys: entry.stampKeys }),
+        ttlMs: rt.lifetimes.stampTtl(),
+      }
+      const done = await remote!.setStamped(
+        keys.entry(rel),
+        bytes,
+        entry.version,
+        l2Ttl,
+        stamps,
+        deadline,
+        announce,
+      )
+      entry.version = done.version
+      coherence.versions.observe(done.version)
+      entry.stampGens = rt.stamps.learnWritten(entry.stampKeys, done.gens, done.restored)
+      rt.unsent.supersede(rel, entry.version)
+    } catch {
+      counters.l2Errors++
+      // As in writeTiers: this node keeps its write and retries it later.
+      outage.queueSet(rel, entry, bytes, l2Ttl)
+      l1Writer.store(rel, entry, payload.length, token)
+      if (setChannel.hasSubscribers) rt.reads.event(setChannel, rel, { version: entry.version, queued: true })
+      return
+    }
+    l1Writer.store(rel, entry, payload.length, token)
+    // As in writeTiers: a fill that read L2 before this write landed must not enter L1 after it.
+    coherence.markKey(rel, entry.version)
+    if (setChannel.hasSubscribers) rt.reads.event(setChannel, rel, { version: entry.version, queued: false })
+    if (announce !== undefined) invalidations.announced(1)
+    else await outage.announceKeys([rel], [entry.version])
   }
 
   /** writeTiers for writeIf: the L2 write is setIf, and its outcome decides what L1 and the bus get. */

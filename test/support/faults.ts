@@ -8,12 +8,16 @@ import { decodeMessage, HEARTBEAT_KIND, UNKNOWN_KIND } from '../../src/bus/wire.
 import type { RemoteStore } from '../../src/stores/store.js'
 import { deferred } from './deferred.js'
 
-type StoreOperation = Exclude<keyof RemoteStore, 'name' | 'close' | 'onReconnect' | 'guardsMembers'>
+type StoreOperation = Exclude<
+  keyof RemoteStore,
+  'name' | 'close' | 'onReconnect' | 'guardsMembers' | 'canAnnounce' | 'queue'
+>
 
 /** Every operation gatedStore wraps (failing them all makes the store unreachable for its node). */
 export const STORE_OPERATIONS = [
   'get',
   'set',
+  'setStamped',
   'setIfNewer',
   'delete',
   'deleteIfNewer',
@@ -46,7 +50,15 @@ export interface GatedStore {
   readonly calls: Partial<Record<StoreOperation, number>>
 }
 
-export function gatedStore(inner: RemoteStore): GatedStore {
+/**
+ * `omit`: optional operations of `inner` the wrapper leaves out, so that the cache takes the path of a
+ * store without them (e.g. `setStamped`: the cache then reads the stamps with getStamps and writes with set).
+ */
+export function gatedStore(
+  inner: RemoteStore,
+  { omit = [] }: { omit?: readonly StoreOperation[] } = {},
+): GatedStore {
+  const has = (operation: StoreOperation) => inner[operation] !== undefined && !omit.includes(operation)
   const armed = new Map<
     StoreOperation,
     { when: 'before' | 'after'; reached: () => void; released: Promise<void> }[]
@@ -81,10 +93,11 @@ export function gatedStore(inner: RemoteStore): GatedStore {
     getStamps: wrap('getStamps') as RemoteStore['getStamps'],
     bumpStamps: wrap('bumpStamps') as RemoteStore['bumpStamps'],
     ...(inner.queue && { queue: inner.queue }),
-    ...(inner.head && { head: wrap('head') as RemoteStore['head'] }),
-    ...(inner.setIf && { setIf: wrap('setIf') as RemoteStore['setIf'] }),
-    ...(inner.acquireLease && { acquireLease: wrap('acquireLease') as RemoteStore['acquireLease'] }),
-    ...(inner.releaseLease && { releaseLease: wrap('releaseLease') as RemoteStore['releaseLease'] }),
+    ...(has('setStamped') && { setStamped: wrap('setStamped') as RemoteStore['setStamped'] }),
+    ...(has('head') && { head: wrap('head') as RemoteStore['head'] }),
+    ...(has('setIf') && { setIf: wrap('setIf') as RemoteStore['setIf'] }),
+    ...(has('acquireLease') && { acquireLease: wrap('acquireLease') as RemoteStore['acquireLease'] }),
+    ...(has('releaseLease') && { releaseLease: wrap('releaseLease') as RemoteStore['releaseLease'] }),
     close: () => inner.close(),
   }
   return {

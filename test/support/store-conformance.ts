@@ -24,6 +24,8 @@ export interface StoreConformanceOptions {
   leases?: boolean
   /** The store notifies reconnects (onReconnect), as a store over a connection does. @default false */
   reconnects?: boolean
+  /** The store reads an entry's stamps as it writes it (setStamped). @default false */
+  stamped?: boolean
   /**
    * Runs after `close()` of a store made by the factory; e.g. checks that a client passed in by the
    * application is still open and usable.
@@ -518,13 +520,88 @@ export function storeConformance(
     })
 
     const leases = options.leases ?? true
+    const stamped = options.stamped ?? false
     const reconnects = options.reconnects ?? false
 
-    it(`declares its capabilities truly: leases ${leases ? 'yes' : 'no'}, reconnect notifications ${reconnects ? 'yes' : 'no'}`, () => {
+    it(`declares its capabilities truly: leases ${leases ? 'yes' : 'no'}, reconnect notifications ${reconnects ? 'yes' : 'no'}, stamped writes ${stamped ? 'yes' : 'no'}`, () => {
       expect(typeof store.acquireLease === 'function').toBe(leases)
       expect(typeof store.releaseLease === 'function').toBe(leases)
       expect(typeof store.onReconnect === 'function').toBe(reconnects)
+      expect(typeof store.setStamped === 'function').toBe(stamped)
     })
+
+    if (stamped) {
+      /** 40 bytes of text with three f64 generation slots (at 4, 16 and 28) holding `known`. */
+      const slotted = (known: readonly number[]) => {
+        const bytes = Buffer.from('head____mid1________mid2________tail____', 'latin1')
+        for (let i = 0; i < known.length; i++) bytes.writeDoubleBE(known[i]!, [4, 16, 28][i]!)
+        return bytes
+      }
+      const offsets = [4, 16, 28]
+
+      it('setStamped() records max(stored, known) per stamp, in the bytes too, restores what is below known, and writes like set()', async () => {
+        const [a, b, c, k] = [key('stamp'), key('stamp'), key('stamp'), key('stamped')]
+        await store.bumpStamps([a], later, 5)
+        await store.bumpStamps([c], later, 3)
+        const bytes = slotted([2, 0, 7])
+        const copy = Buffer.from(bytes)
+        const stamps = { keys: [a, b, c], known: [2, 0, 7], offsets, ttlMs: later }
+        expect(await store.setStamped!(k, bytes, 10, later, stamps)).toEqual({
+          version: 10,
+          gens: [5, 0, 7],
+          restored: 1,
+        })
+        expect(bytes.equals(copy)).toBe(true) // the caller's bytes are left alone
+        const stored = await store.get(k)
+        expect(stored?.version).toBe(10)
+        expect(bytesOf(stored)?.equals(slotted([5, 0, 7]))).toBe(true)
+        expect(await store.getStamps([a, b, c])).toEqual([5, 0, 7])
+        // The version rule of set(): max(proposed, stored + 1).
+        expect(
+          (await store.setStamped!(k, slotted([5, 0, 7]), 3, later, { ...stamps, known: [5, 0, 7] })).version,
+        ).toBe(11)
+        expect(bytesOf(await store.get(k))?.equals(slotted([5, 0, 7]))).toBe(true)
+        // Without stamps it is a set.
+        const bare = key('stamped')
+        expect(
+          await store.setStamped!(bare, Buffer.from('bare'), 4, later, {
+            keys: [],
+            known: [],
+            offsets: [],
+            ttlMs: later,
+          }),
+        ).toEqual({ version: 4, gens: [], restored: 0 })
+        expect(bytesOf(await store.get(bare))?.toString()).toBe('bare')
+      })
+
+      it('setStamped() raises a garbage stamp to the known generation, or to the proposal when that is 0', async () => {
+        const [p, q, k] = [key('stamp'), key('stamp'), key('stamped')]
+        const now = 1_700_000_000_000 * 4096
+        await store.bumpStamps([p, q], later, now + MAX_VERSION_LEAD + 1_000)
+        const done = await store.setStamped!(k, slotted([9, 0]), now, later, {
+          keys: [p, q],
+          known: [9, 0],
+          offsets: offsets.slice(0, 2),
+          ttlMs: later,
+        })
+        expect(done).toEqual({ version: now, gens: [9, now], restored: 2 })
+        expect(await store.getStamps([p, q])).toEqual([9, now])
+        expect(bytesOf(await store.get(k))?.equals(slotted([9, now]))).toBe(true)
+      })
+
+      it('setStamped() that reaches the store after its deadline changes nothing', async () => {
+        const [a, k] = [key('stamp'), key('stamped')]
+        const stamps = { keys: [a], known: [4], offsets: [4], ttlMs: later }
+        await expect(
+          store.setStamped!(k, slotted([4]), 5, later, stamps, Date.now() - 1_000),
+        ).rejects.toThrow()
+        expect(await store.get(k)).toBeUndefined()
+        expect(await store.getStamps([a])).toEqual([0])
+        expect(
+          (await store.setStamped!(k, slotted([4]), 5, later, stamps, Date.now() + 60_000)).version,
+        ).toBe(5)
+      })
+    }
 
     if (leases) {
       it('grants a lease to one holder at a time', async () => {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { decodeEnvelope, type EnvelopeHeader, encodeEnvelope } from '../../src/coherence/envelope.js'
+import {
+  decodeEnvelope,
+  type EnvelopeHeader,
+  encodeEnvelope,
+  stampGenOffsets,
+} from '../../src/coherence/envelope.js'
 
 const header: EnvelopeHeader = {
   writtenAt: 1_700_000_000_123,
@@ -29,6 +34,31 @@ describe('entry envelope', () => {
     const decoded = decodeEnvelope(chunk.subarray(9))
     expect(decoded).toMatchObject({ ...header, stampGens: [7, 3, 1, 2], maxStampGen: 7 })
     expect(Array.from(decoded.payload)).toEqual([...payload])
+  })
+
+  it('stampGenOffsets names where each generation is: a store that rewrites them there changes only them', () => {
+    const header: EnvelopeHeader = {
+      writtenAt: 1,
+      loadMs: 2,
+      freshUntil: 3,
+      staleUntil: 4,
+      namespacePath: 'shop:eu',
+      stampKeys: ['n:', 'n:shop', 'n:shop:eu', 't:größe', 't:x'],
+      stampGens: [0, 5, 0, 7, 9],
+    }
+    const payload = Buffer.from('payload')
+    const bytes = encodeEnvelope(header, payload)
+    const offsets = stampGenOffsets(header)
+    expect(offsets.map((at) => bytes.readDoubleBE(at))).toEqual([0, 5, 0, 7, 9])
+    const rewritten = [11, 12, 13, 14, 15]
+    offsets.forEach((at, i) => {
+      bytes.writeDoubleBE(rewritten[i]!, at)
+    })
+    const decoded = decodeEnvelope(bytes)
+    expect(decoded.stampGens).toEqual(rewritten)
+    expect(decoded.stampKeys).toEqual(header.stampKeys)
+    expect(decoded.namespacePath).toBe('shop:eu')
+    expect(Buffer.from(decoded.payload).toString()).toBe('payload')
   })
 
   it('keeps Infinity for entries that never go stale, and clamps loadMs to its field', () => {

@@ -82,6 +82,7 @@ function setUp(options: { bus?: boolean; breaker?: boolean } = {}) {
     channel: keys.channel,
     namespace: 'inv',
     publishTimeoutMs: 500,
+    storeAnnounces: false,
     coherence,
     stamps,
     l1,

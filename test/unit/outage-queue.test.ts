@@ -79,6 +79,7 @@ async function setUp(limit = 100, withL2 = true) {
     channel: keys.channel,
     namespace: 'oq',
     publishTimeoutMs: 1_000,
+    storeAnnounces: false,
     coherence,
     stamps,
     l1,

@@ -1,0 +1,141 @@
+/**
+ * Write latency: one write at a time (a sequential loop, as a request handler writes), side by side with
+ * what any cache that keeps a fleet coherent must send at least: a raw node-redis `SET` of the value and a
+ * raw `PUBLISH` of its invalidation. Rows:
+ * - the floors: raw `SET`, raw `PUBLISH`, and both one after the other (`SET` then `PUBLISH`, awaited);
+ * - coherent-cache `set`, `delete` and `invalidateTags` of one tag (redisStore + redisBus on one Redis, a
+ *   second node subscribed, so every invalidation has a listener);
+ * - BentoCache `set`, `delete` and `deleteByTag` of one tag (memory L1, Redis L2, Redis bus, two nodes).
+ * Operations of all rows alternate (one of each per round), so machine noise hits them alike. The ratio
+ * column divides each p50 by the sum of raw `SET` p50 and raw `PUBLISH` p50 of the same run (the issue's
+ * target: `set` ≤ 1.2× that sum).
+ * Run: npm run bench:writes
+ */
+import { BentoCache, bentostore } from 'bentocache'
+import { memoryDriver } from 'bentocache/drivers/memory'
+import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis'
+import { createClient } from 'redis'
+import { createCache } from '../src/index.js'
+import { redisBus, redisStore } from '../src/redis.js'
+import { type RedisServer, startRedis } from '../tools/redis-server.js'
+import { formatMs, jsonRecord, machineLine, markdownTable, percentiles } from './support/harness.js'
+
+const TRIALS = Number(process.env.WRITES_TRIALS ?? 2000) // measured, per row
+const WARMUP = 200 // per row, not reported
+const KEYS = 1000
+
+interface Row {
+  name: string
+  /** One write of round `i`. */
+  write(i: number): Promise<unknown>
+}
+
+const records = Array.from({ length: KEYS }, (_, i) => jsonRecord(i, 1024))
+const strings = records.map((record) => JSON.stringify(record))
+
+let server: RedisServer | undefined
+const closes: (() => Promise<unknown>)[] = []
+try {
+  server = await startRedis()
+  const { url, host, port } = server
+
+  const raw = createClient({ url })
+  closes.push(() => raw.close())
+  await raw.connect()
+  const listener = createClient({ url })
+  closes.push(() => listener.close())
+  await listener.connect()
+  await listener.subscribe('floor:invalidations', () => {})
+
+  const node = () =>
+    createCache({
+      namespace: 'writes',
+      ttl: '1h',
+      l1: { maxEntries: 10_000 },
+      l2: redisStore({ url }),
+      bus: redisBus({ url }),
+    })
+  const coherentA = node()
+  const coherentB = node()
+  closes.push(
+    () => coherentA.close(),
+    () => coherentB.close(),
+  )
+  await Promise.all([coherentA.ready(), coherentB.ready()])
+
+  const bento = () =>
+    new BentoCache({
+      default: 'tiered',
+      stores: {
+        tiered: bentostore()
+          .useL1Layer(memoryDriver({ maxItems: 10_000 }))
+          .useL2Layer(redisDriver({ connection: { host, port } }))
+          .useBus(redisBusDriver({ connection: { host, port } })),
+      },
+    })
+  const bentoA = bento()
+  const bentoB = bento()
+  closes.push(
+    () => bentoA.disconnect(),
+    () => bentoB.disconnect(),
+  )
+  await Promise.all([bentoA.get({ key: 'probe' }), bentoB.get({ key: 'probe' })])
+
+  const key = (i: number) => `k${i % KEYS}`
+  const rows: Row[] = [
+    {
+      name: 'raw node-redis SET',
+      write: (i) => raw.set(`raw:${key(i)}`, strings[i % KEYS]!, { PX: 3_600_000 }),
+    },
+    { name: 'raw node-redis PUBLISH', write: (i) => raw.publish('floor:invalidations', key(i)) },
+    {
+      name: 'raw node-redis SET, then PUBLISH',
+      async write(i) {
+        await raw.set(`raw2:${key(i)}`, strings[i % KEYS]!, { PX: 3_600_000 })
+        await raw.publish('floor:invalidations', key(i))
+      },
+    },
+    { name: 'coherent-cache set', write: (i) => coherentA.set(key(i), records[i % KEYS]!) },
+    { name: 'coherent-cache delete', write: (i) => coherentA.delete(key(i)) },
+    {
+      name: 'coherent-cache invalidateTags (one tag)',
+      write: (i) => coherentA.invalidateTags([`tag${i % 10}`]),
+    },
+    {
+      name: 'BentoCache set',
+      write: (i) => bentoA.set({ key: key(i), value: records[i % KEYS]!, ttl: '1h' }),
+    },
+    { name: 'BentoCache delete', write: (i) => bentoA.delete({ key: key(i) }) },
+    {
+      name: 'BentoCache deleteByTag (one tag)',
+      write: (i) => bentoA.deleteByTag({ tags: [`tag${i % 10}`] }),
+    },
+  ]
+  const times = rows.map(() => new Float64Array(TRIALS))
+  for (let t = 0; t < WARMUP + TRIALS; t++) {
+    for (let r = 0; r < rows.length; r++) {
+      const start = performance.now()
+      await rows[r]!.write(t)
+      if (t >= WARMUP) times[r]![t - WARMUP] = performance.now() - start
+    }
+  }
+
+  const [setP50] = percentiles(times[0]!, [50])
+  const [publishP50] = percentiles(times[1]!, [50])
+  const floor = setP50! + publishP50!
+  console.log(
+    `## Write latency (bench:writes)\n\n${machineLine()}; one Redis on loopback, ${TRIALS} writes per row, 1 KiB values, one at a time.\n`,
+  )
+  console.log(
+    markdownTable(
+      ['operation', 'p50', 'p99', 'p50 / (SET p50 + PUBLISH p50)'],
+      rows.map((row, r) => {
+        const [p50, p99] = percentiles(times[r]!, [50, 99])
+        return [row.name, formatMs(p50!), formatMs(p99!), `${(p50! / floor).toFixed(2)}×`]
+      }),
+    ),
+  )
+} finally {
+  await Promise.allSettled(closes.map((close) => close()))
+  await server?.stop()
+}
