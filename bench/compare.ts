@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { markdownTable } from './support/harness.js'
 import type { ResultsFile } from './support/results.js'
 
-const THRESHOLD = 0.1 // a row more than 10% worse in its ratio to the reference is a regression
+const THRESHOLD = 0.05 // a row more than 5% worse in its ratio to the reference is a regression (issue 14's bar)
 
 const [fileA, fileB] = process.argv.slice(2)
 if (fileA === undefined || fileB === undefined) {
