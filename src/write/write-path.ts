@@ -61,6 +61,12 @@ export function afterLanding(written: Written | undefined, then: () => void): vo
 }
 
 export class WritePath {
+  /**
+   * The L2 keys of a namespace's stamp chain and their generation slots in its entries' envelopes, for
+   * setStamped: the same for every untagged entry of the namespace, so computed once per chain.
+   */
+  private readonly chainSlots = new WeakMap<readonly string[], { keys: string[]; offsets: number[] }>()
+
   constructor(private readonly rt: CacheRuntime) {}
 
   /**
@@ -292,12 +298,8 @@ export class WritePath {
     const l2Ttl = l2TtlOf(entry)
     const announce = invalidations.keyAnnouncement(rel)
     try {
-      const stamps = {
-        keys: entry.stampKeys.map((stamp) => keys.stamp(stamp)),
-        known: entry.stampGens,
-        offsets: stampGenOffsets({ namespacePath: ns.path, stampKeys: entry.stampKeys }),
-        ttlMs: rt.lifetimes.stampTtl(),
-      }
+      const slots = this.slotsOf(entry.stampKeys, ns)
+      const stamps = { ...slots, known: entry.stampGens, ttlMs: rt.lifetimes.stampTtl() }
       const done = await remote!.setStamped(
         keys.entry(rel),
         bytes,
@@ -325,6 +327,19 @@ export class WritePath {
     if (setChannel.hasSubscribers) rt.reads.event(setChannel, rel, { version: entry.version, queued: false })
     if (announce !== undefined) invalidations.announced(1)
     else await outage.announceKeys([rel], [entry.version])
+  }
+
+  /** The L2 keys of `stampKeys` and their slots in the envelope (see chainSlots). */
+  private slotsOf(stampKeys: readonly string[], ns: NamespaceState): { keys: string[]; offsets: number[] } {
+    let slots = stampKeys === ns.stampKeys ? this.chainSlots.get(stampKeys) : undefined
+    if (slots === undefined) {
+      slots = {
+        keys: stampKeys.map((stamp) => this.rt.keys.stamp(stamp)),
+        offsets: stampGenOffsets({ namespacePath: ns.path, stampKeys }),
+      }
+      if (stampKeys === ns.stampKeys) this.chainSlots.set(stampKeys, slots)
+    }
+    return slots
   }
 
   /** writeTiers for writeIf: the L2 write is setIf, and its outcome decides what L1 and the bus get. */
