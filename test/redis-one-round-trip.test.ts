@@ -173,6 +173,10 @@ describe('one round trip per write on a single Redis server', () => {
     // The database number does not matter: pub/sub channels are server-wide.
     expect(redisStore({ url: `${redisUrl}/3` }).canAnnounce?.(bus)).toBe(true)
     expect(otherPort.canAnnounce?.(bus)).toBe(false)
+    // Another ACL user may not be allowed to publish where the bus's may.
+    const otherUser = new URL(redisUrl)
+    otherUser.username = 'writer'
+    expect(redisStore({ url: otherUser.toString() }).canAnnounce?.(bus)).toBe(false)
     expect(cluster.canAnnounce?.(clusterBus)).toBe(false)
     expect(cluster.setStamped).toBeUndefined()
     expect(same.canAnnounce?.(memoryBus())).toBe(false)

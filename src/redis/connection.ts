@@ -486,10 +486,12 @@ export class RedisConnection {
   }
 
   /**
-   * Whether `other` reaches the same Redis server, judged by the options as given: the same client object,
-   * the same host and port in the URL (not the same address under two names: then no), or the same master
-   * name at the same sentinels. Never for a Cluster (a write and a publish of another slot cannot share a
-   * script). Pub/sub channels are not per database, so the database number does not matter.
+   * Whether `other` reaches the same Redis server as the same user, judged by the options as given: the
+   * same client object, the same host, port and username in the URL (not the same address under two names:
+   * then no), or the same master name at the same sentinels with the same username. Never for a Cluster (a
+   * write and a publish of another slot cannot share a script). The same user matters because ACLs are per
+   * user: a store's user allowed to write but not to publish would fail every write. Pub/sub channels are
+   * not per database, so the database number does not matter.
    */
   sameServerAs(other: RedisConnection): boolean {
     if (this.isCluster || other.isCluster) return false
@@ -502,7 +504,11 @@ export class RedisConnection {
     }
     if (a.sentinel !== undefined && b.sentinel !== undefined) {
       const sentinels = (o: RedisSentinelOptions) => o.sentinels.map(addressKey).sort().join(',')
-      return a.sentinel.name === b.sentinel.name && sentinels(a.sentinel) === sentinels(b.sentinel)
+      return (
+        a.sentinel.name === b.sentinel.name &&
+        sentinels(a.sentinel) === sentinels(b.sentinel) &&
+        (a.username ?? '') === (b.username ?? '')
+      )
     }
     return false
   }
@@ -1162,11 +1168,11 @@ function watchCluster(
 }
 
 /** Validates options and creates a connection (for redisStore and redisBus); connects on first use. */
-/** `protocol//host:port` of a Redis URL (port 6379 when none is given); undefined if it does not parse. */
+/** `protocol//user@host:port` of a Redis URL (port 6379 when none is given); undefined if it does not parse. */
 function urlEndpoint(url: string): string | undefined {
   try {
     const parsed = new URL(url)
-    return `${parsed.protocol}//${parsed.hostname}:${parsed.port === '' ? '6379' : parsed.port}`
+    return `${parsed.protocol}//${parsed.username}@${parsed.hostname}:${parsed.port === '' ? '6379' : parsed.port}`
   } catch {
     return undefined
   }
