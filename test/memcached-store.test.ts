@@ -307,13 +307,17 @@ describe('memcachedStore: what losing stamps and tombstones does', () => {
       const a = node(namespace, shared)
       const b = node(namespace, slow.bus)
       await Promise.all([a.ready(), b.ready()])
-      // B's load begins (its version is taken now), reads the row as it was, and is held up.
+      // B's load begins (its version is taken before the loader runs), reads the row as it was, and is
+      // held up. Waiting for the loader itself, not for a few milliseconds: on a loaded machine B's first
+      // read of memcached could take longer, and A's delete would then come before B's version.
       const release = deferred<void>()
+      const loaderStarted = deferred<void>()
       const loading = b.getOrSet('k', async () => {
+        loaderStarted.resolve()
         await release.promise
         return 'row v1'
       })
-      await sleep(5)
+      await loaderStarted.promise
       // Meanwhile A updates the row and deletes the cached copy: a tombstone with a higher version.
       slow.cut('nothing')
       await a.delete('k')
