@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import memjs from 'memjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ManualClock } from '../src/clock.js'
