@@ -1167,7 +1167,6 @@ function watchCluster(
   }
 }
 
-/** Validates options and creates a connection (for redisStore and redisBus); connects on first use. */
 /** `protocol//user@host:port` of a Redis URL (port 6379 when none is given); undefined if it does not parse. */
 function urlEndpoint(url: string): string | undefined {
   try {
@@ -1191,6 +1190,7 @@ export function connectionOf(owner: object): RedisConnection | undefined {
   return connections.get(owner)
 }
 
+/** Validates options and creates a connection (for redisStore and redisBus); connects on first use. */
 export function redisConnection(options: RedisConnectionOptions, owner: string): RedisConnection {
   return new RedisConnection(validateConnectionOptions(options), owner)
 }

@@ -115,8 +115,9 @@ export class RemoteTier {
     announce?: Announcement,
   ): Promise<StampedWrite> {
     const start = (end: number) =>
-      this.store.setStamped!(key, bytes, version, ttlMs, stamps, end, announce).then(async (done) => {
-        await this.checked(Promise.resolve([done.version, ...done.gens]))
+      this.store.setStamped!(key, bytes, version, ttlMs, stamps, end, announce).then((done) => {
+        this.assertPlausible(done.version)
+        for (const gen of done.gens) this.assertPlausible(gen)
         return done
       })
     return this.call('set', start, deadline)
@@ -196,8 +197,8 @@ export class RemoteTier {
     deadline?: number,
   ): Promise<ConditionalWrite> {
     const start = () =>
-      this.store.setIf!(key, bytes, version, ttlMs, condition).then(async (done) => {
-        await this.checked(Promise.resolve(done.version))
+      this.store.setIf!(key, bytes, version, ttlMs, condition).then((done) => {
+        this.assertPlausible(done.version)
         return done
       })
     return this.call('setIf', start, deadline)
@@ -221,15 +222,19 @@ export class RemoteTier {
 
   /** `reply`, unless it carries a number that `plausible` refuses (then a CorruptEntryError). */
   private checked<T extends number | number[] | undefined>(reply: Promise<T>): Promise<T> {
-    const plausible = this.plausible
-    if (plausible === undefined) return reply
+    if (this.plausible === undefined) return reply
     return reply.then((value) => {
-      const numbers = Array.isArray(value) ? value : value === undefined ? [] : [value]
-      for (const n of numbers) {
-        if (!plausible(n)) throw new CorruptEntryError(`L2 answered a write with an impossible number: ${n}`)
-      }
+      if (Array.isArray(value)) for (const n of value) this.assertPlausible(n)
+      else if (value !== undefined) this.assertPlausible(value)
       return value
     })
+  }
+
+  /** Throws a CorruptEntryError for a number in a write's reply that `plausible` refuses. */
+  private assertPlausible(n: number): void {
+    if (this.plausible !== undefined && !this.plausible(n)) {
+      throw new CorruptEntryError(`L2 answered a write with an impossible number: ${n}`)
+    }
   }
 
   /**
