@@ -219,7 +219,7 @@ export class WritePath {
     deadline: number | undefined,
   ): Promise<void> {
     const rt = this.rt
-    const { coherence, remote, counters, outage, l1Writer } = rt
+    const { coherence, remote, counters, l1Writer } = rt
     // The generations the entry is written under. A set asks L2, the authority: an invalidation that
     // resolved before this set began may not have reached this node yet, and recording the older
     // generation would let it invalidate this newer write (read-your-writes). A load uses what this node
@@ -250,29 +250,11 @@ export class WritePath {
         rt.unsent.supersede(rel, entry.version)
       } catch {
         counters.l2Errors++
-        // Redis is unreachable (or slow): this node keeps its write (read-your-writes) and retries it
-        // later, unless L2 holds something newer by then.
-        outage.queueSet(rel, entry, bytes, l2Ttl)
-        l1Writer.store(rel, entry, payload.length, token)
-        if (ticket === undefined && setChannel.hasSubscribers) {
-          rt.reads.event(setChannel, rel, { version: entry.version, queued: true })
-        }
+        this.keepForRetry(rel, entry, bytes, l2Ttl, payload.length, token, ticket === undefined)
         return
       }
     }
-    l1Writer.store(rel, entry, payload.length, token)
-    // The write is in L2. A fill of the key in flight may have read L2 before it landed: it must not enter
-    // L1 now, even where L1 no longer holds this entry to compare it with (its store was refused because
-    // a tag invalidation, clear or bus reconnect voided fills meanwhile; l1.clear(); eviction). The mark
-    // taken when the write began does not cover such a fill, which may have started after it. Without
-    // this, a read that began during the write could land the older value in L1 after the write
-    // resolved, and this node's next read would return it (guarantee 1). Marked after the store above,
-    // which the mark would otherwise refuse.
-    coherence.markKey(rel, entry.version)
-    if (ticket === undefined && setChannel.hasSubscribers) {
-      rt.reads.event(setChannel, rel, { version: entry.version, queued: false })
-    }
-    await outage.announceKeys([rel], [entry.version])
+    await this.landed(rel, entry, payload.length, token, ticket === undefined, false)
   }
 
   /**
@@ -290,7 +272,7 @@ export class WritePath {
     deadline: number | undefined,
   ): Promise<void> {
     const rt = this.rt
-    const { coherence, remote, counters, outage, l1Writer, invalidations, keys } = rt
+    const { coherence, remote, counters, invalidations, keys } = rt
     // What this node knows, its own bumps that L2 has not got included; if L2 cannot be reached, these
     // stay (an older generation only makes an entry look invalid).
     entry.stampGens = rt.stamps.local(entry.stampKeys)
@@ -315,18 +297,61 @@ export class WritePath {
       rt.unsent.supersede(rel, entry.version)
     } catch {
       counters.l2Errors++
-      // As in writeTiers: this node keeps its write and retries it later.
-      outage.queueSet(rel, entry, bytes, l2Ttl)
-      l1Writer.store(rel, entry, payload.length, token)
-      if (setChannel.hasSubscribers) rt.reads.event(setChannel, rel, { version: entry.version, queued: true })
+      this.keepForRetry(rel, entry, bytes, l2Ttl, payload.length, token, true)
       return
     }
-    l1Writer.store(rel, entry, payload.length, token)
-    // As in writeTiers: a fill that read L2 before this write landed must not enter L1 after it.
-    coherence.markKey(rel, entry.version)
-    if (setChannel.hasSubscribers) rt.reads.event(setChannel, rel, { version: entry.version, queued: false })
-    if (announce !== undefined) invalidations.announced(1)
-    else await outage.announceKeys([rel], [entry.version])
+    await this.landed(rel, entry, payload.length, token, true, announce !== undefined)
+  }
+
+  /**
+   * L2 could not take the write (unreachable, or slow): this node keeps it (read-your-writes) and retries
+   * it later, unless L2 holds something newer by then. `isSet`: a set, which has its diagnostics event.
+   */
+  private keepForRetry(
+    rel: string,
+    entry: L1Entry,
+    bytes: Uint8Array,
+    l2Ttl: number,
+    payloadBytes: number,
+    token: number,
+    isSet: boolean,
+  ): void {
+    const rt = this.rt
+    rt.outage.queueSet(rel, entry, bytes, l2Ttl)
+    rt.l1Writer.store(rel, entry, payloadBytes, token)
+    if (isSet && setChannel.hasSubscribers) {
+      rt.reads.event(setChannel, rel, { version: entry.version, queued: true })
+    }
+  }
+
+  /**
+   * The write is in L2 (or there is none): into L1, the key marked, and announced, unless the store
+   * published it with the write (`announced`). `isSet`: a set, which has its diagnostics event.
+   */
+  private landed(
+    rel: string,
+    entry: L1Entry,
+    payloadBytes: number,
+    token: number,
+    isSet: boolean,
+    announced: boolean,
+  ): Promise<void> {
+    const rt = this.rt
+    rt.l1Writer.store(rel, entry, payloadBytes, token)
+    // A fill of the key in flight may have read L2 before the write landed: it must not enter L1 now,
+    // even where L1 no longer holds this entry to compare it with (its store was refused because a tag
+    // invalidation, clear or bus reconnect voided fills meanwhile; l1.clear(); eviction). The mark taken
+    // when the write began does not cover such a fill, which may have started after it. Without this, a
+    // read that began during the write could land the older value in L1 after the write resolved, and
+    // this node's next read would return it (guarantee 1). Marked after the store above, which the mark
+    // would otherwise refuse.
+    rt.coherence.markKey(rel, entry.version)
+    if (isSet && setChannel.hasSubscribers) {
+      rt.reads.event(setChannel, rel, { version: entry.version, queued: false })
+    }
+    if (!announced) return rt.outage.announceKeys([rel], [entry.version])
+    rt.invalidations.announced(1)
+    return DONE
   }
 
   /** The L2 keys of `stampKeys` and their slots in the envelope (see chainSlots). */
@@ -359,9 +384,7 @@ export class WritePath {
       .gens(entry.stampKeys, deadline, true)
       .catch(() => rt.stamps.local(entry.stampKeys))
     if (remote === undefined) {
-      l1Writer.store(rel, entry, payload.length, token)
-      coherence.markKey(rel, entry.version)
-      await outage.announceKeys([rel], [entry.version])
+      await this.landed(rel, entry, payload.length, token, false, false)
       return 'written'
     }
     const bytes = envelopeOf(entry, ns, payload)
@@ -379,8 +402,7 @@ export class WritePath {
     } catch {
       counters.l2Errors++
       if (conditional.ifUnreachable === 'retry') {
-        outage.queueSet(rel, entry, bytes, l2Ttl)
-        l1Writer.store(rel, entry, payload.length, token)
+        this.keepForRetry(rel, entry, bytes, l2Ttl, payload.length, token, false)
       } else {
         l1Writer.delete(rel)
         outage.queueDelete(rel, entry.version)
@@ -402,10 +424,7 @@ export class WritePath {
       return 'deleted'
     }
     entry.version = done.version
-    l1Writer.store(rel, entry, payload.length, token)
-    // As in writeTiers: a fill that read L2 before this write landed must not enter L1 after it.
-    coherence.markKey(rel, entry.version)
-    await outage.announceKeys([rel], [entry.version])
+    await this.landed(rel, entry, payload.length, token, false, false)
     return 'written'
   }
 
