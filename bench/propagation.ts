@@ -19,13 +19,11 @@
  * Run: npm run bench:propagation
  */
 import diagnosticsChannel from 'node:diagnostics_channel'
-import { BentoCache, bentostore } from 'bentocache'
-import { memoryDriver } from 'bentocache/drivers/memory'
-import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis'
 import { createClient } from 'redis'
 import { type Bus, createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
 import { type RedisServer, startRedis } from '../tools/redis-server.js'
+import { bentoNode } from './support/bento.js'
 import { formatMs, machineLine, markdownTable, median, percentiles } from './support/harness.js'
 
 const TRIALS = Number(process.env.PROPAGATION_TRIALS ?? 2000) // measured, per system, method and start
@@ -199,16 +197,7 @@ async function coherentPair(url: string): Promise<Pair> {
 }
 
 async function bentoPair(host: string, port: number): Promise<Pair> {
-  const node = () =>
-    new BentoCache({
-      default: 'tiered',
-      stores: {
-        tiered: bentostore()
-          .useL1Layer(memoryDriver({ maxItems: 10_000 }))
-          .useL2Layer(redisDriver({ connection: { host, port } }))
-          .useBus(redisBusDriver({ connection: { host, port } })),
-      },
-    })
+  const node = () => bentoNode(host, port)
   const a = node()
   const b = node()
   const signal = new MessageSignal()

@@ -12,13 +12,11 @@
  * (issue 14's target: `set` ≤ 1.2× that sum).
  * Run: npm run bench:writes
  */
-import { BentoCache, bentostore } from 'bentocache'
-import { memoryDriver } from 'bentocache/drivers/memory'
-import { redisBusDriver, redisDriver } from 'bentocache/drivers/redis'
 import { createClient } from 'redis'
 import { createCache } from '../src/index.js'
 import { redisBus, redisStore } from '../src/redis.js'
 import { type RedisServer, startRedis } from '../tools/redis-server.js'
+import { bentoNode } from './support/bento.js'
 import { formatMs, jsonRecord, machineLine, markdownTable, percentiles } from './support/harness.js'
 
 const TRIALS = Number(process.env.WRITES_TRIALS ?? 2000) // measured, per row
@@ -109,16 +107,7 @@ try {
   ])
   await Promise.all([coherentA.close(), coherentB.close()])
 
-  const bento = () =>
-    new BentoCache({
-      default: 'tiered',
-      stores: {
-        tiered: bentostore()
-          .useL1Layer(memoryDriver({ maxItems: 10_000 }))
-          .useL2Layer(redisDriver({ connection: { host, port } }))
-          .useBus(redisBusDriver({ connection: { host, port } })),
-      },
-    })
+  const bento = () => bentoNode(host, port)
   const bentoA = bento()
   const bentoB = bento()
   closes.push(
