@@ -53,6 +53,33 @@ describe('LocalTier options', () => {
     rejects({ maxEntries: 10, random: 4 }, 'l1.random')
   })
 
+  it('rejects bad entry fields, and a set without the numbers they ask for', () => {
+    for (const entryFields of [
+      null,
+      3,
+      { numbers: -1, record: false },
+      { numbers: 1.5, record: true },
+      { numbers: 65, record: false },
+      { numbers: 2 },
+      { record: true },
+    ]) {
+      rejects({ maxEntries: 10, entryFields }, 'l1.entryFields')
+    }
+    const tier = new LocalTier<string>({
+      maxEntries: 10,
+      sweepIntervalMs: 0,
+      entryFields: { numbers: 2, record: false },
+    })
+    expect(() => tier.set('k', 'v', Number.POSITIVE_INFINITY, 1)).toThrow(RangeError)
+    expect(() => tier.set('k', 'v', Number.POSITIVE_INFINITY, 1, undefined, 0, undefined, [1])).toThrow(
+      RangeError,
+    )
+    expect(tier.size).toBe(0) // nothing half-stored
+    expect(tier.set('k', 'v', Number.POSITIVE_INFINITY, 1, undefined, 0, undefined, [1, 2])).toBe(true)
+    expect(tier.numberAt(tier.peekSlot('k'), 1)).toBe(2)
+    tier.close()
+  })
+
   it('rejects a missing options object', () => {
     rejects(undefined, 'l1')
     rejects(null, 'l1')

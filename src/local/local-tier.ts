@@ -36,7 +36,7 @@ import { LfuPolicy } from './policies/lfu.js'
 import { LruPolicy } from './policies/lru.js'
 import type { EvictionHost, Policy, PolicyContext } from './policies/policy.js'
 import { TinyLfuPolicy } from './policies/tinylfu.js'
-import { MAX_SLOTS, SlotStore } from './slots.js'
+import { MAX_SLOTS, NIL, NO_ENTRY_FIELDS, SlotStore } from './slots.js'
 import type { EvictionCause, EvictionPolicy, LocalTierOptions, LocalTierStats } from './types.js'
 
 /** Slots allocated up front when only maxBytes bounds the tier; doubled as needed. */
@@ -73,6 +73,8 @@ export class LocalTier<V> {
   private readonly clock: Clock
   private readonly maxEntries: number
   private readonly maxBytes: number
+  /** entryFields.record */
+  private readonly keepsRecords: boolean
   private readonly onEvict: ((key: string, value: V, cause: EvictionCause) => void) | undefined
   private totalBytes = 0
   /** Live entries with a finite expiry; sweep() and keys() skip the clock when 0. */
@@ -109,6 +111,7 @@ export class LocalTier<V> {
       clock = systemClock,
       onEvict,
       random = Math.random,
+      entryFields = NO_ENTRY_FIELDS,
     } = options
     const sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS
     if (maxEntries === undefined && maxBytes === undefined) {
@@ -166,6 +169,18 @@ export class LocalTier<V> {
       throw new InvalidOptionError('l1.random', `expected a function, got ${describe(random)}`)
     }
 
+    if (
+      entryFields === null ||
+      typeof entryFields !== 'object' ||
+      !(Number.isInteger(entryFields.numbers) && entryFields.numbers >= 0 && entryFields.numbers <= 64) ||
+      typeof entryFields.record !== 'boolean'
+    ) {
+      throw new InvalidOptionError(
+        'l1.entryFields',
+        'expected { numbers: an integer from 0 to 64, record: a boolean }',
+      )
+    }
+
     this.maxEntries = maxEntries ?? Number.POSITIVE_INFINITY
     this.maxBytes = maxBytes ?? Number.POSITIVE_INFINITY
     this.clock = clock
@@ -173,7 +188,8 @@ export class LocalTier<V> {
     this.onEvict = onEvict
     const limit = maxEntries === undefined ? MAX_SLOTS : maxEntries + 1
     const initial = maxEntries === undefined ? INITIAL_SLOTS : Math.min(limit, PREALLOCATED_SLOTS_MAX)
-    this.store = new SlotStore<V>(initial, limit)
+    this.store = new SlotStore<V>(initial, limit, entryFields)
+    this.keepsRecords = entryFields.record
     const host: EvictionHost = {
       overBounds: () => this.index.size > this.maxEntries || this.totalBytes > this.maxBytes,
       evictSlot: (slot) => this.remove(slot, 'size'),
@@ -233,6 +249,56 @@ export class LocalTier<V> {
   }
 
   /**
+   * get() that answers with the live entry's slot (NIL if there is none), for valueAt(), recordAt() and
+   * numberAt(). A slot names the entry only until the tier is next changed: read it at once.
+   */
+  getSlot(key: string): number {
+    const slot = this.index.get(key)
+    if (slot === undefined) {
+      this.stats.misses++
+      return NIL
+    }
+    if (this.ttlEntries !== 0 && this.isExpired(slot)) {
+      this.stats.misses++
+      this.remove(slot, 'expired')
+      this.throwPendingError()
+      return NIL
+    }
+    // Record the hit for the policy; it is applied in batches (see READ_BUFFER_SIZE).
+    const pending = this.pendingHits
+    this.hitBuffer[pending] = slot
+    this.pendingHits = pending + 1
+    if (pending + 1 === READ_BUFFER_SIZE) this.drainHits()
+    this.stats.hits++
+    return slot
+  }
+
+  /** peek() that answers with the live entry's slot (NIL if there is none); see getSlot. */
+  peekSlot(key: string): number {
+    const slot = this.index.get(key)
+    if (slot === undefined) return NIL
+    const expiry = this.store.timing[2 * slot]!
+    if (expiry !== Number.POSITIVE_INFINITY && expiry <= this.clock.now()) return NIL
+    return slot
+  }
+
+  /** The value at a slot getSlot() or peekSlot() just found. */
+  valueAt(slot: number): V {
+    return this.store.values[slot] as V
+  }
+
+  /** The record at a slot getSlot() or peekSlot() just found (entryFields.record). */
+  recordAt(slot: number): unknown {
+    return this.store.records[slot]
+  }
+
+  /** The `field`-th number (from 0, below entryFields.numbers) at a slot getSlot() or peekSlot() just found. */
+  numberAt(slot: number, field: number): number {
+    const store = this.store
+    return store.numbers[store.width * slot + field]!
+  }
+
+  /**
    * The shortcut stored with `key`'s live entry (see set), if it was given with tag `tagA` or `tagB`,
    * recording the hit like get(); undefined, and nothing recorded, if there is no live entry, it has no
    * shortcut, or its tag is another (the caller then uses get(), and may renewShortcut()).
@@ -269,11 +335,8 @@ export class LocalTier<V> {
 
   /** Returns the live value for `key` without touching the policy or the stats. */
   peek(key: string): V | undefined {
-    const slot = this.index.get(key)
-    if (slot === undefined) return undefined
-    const expiry = this.store.timing[2 * slot]!
-    if (expiry !== Number.POSITIVE_INFINITY && expiry <= this.clock.now()) return undefined
-    return this.store.values[slot]
+    const slot = this.peekSlot(key)
+    return slot === NIL ? undefined : this.store.values[slot]
   }
 
   /** Whether `key` holds a live entry; like peek, no policy update and no stats. */
@@ -295,12 +358,25 @@ export class LocalTier<V> {
    * at once (it is then evicted with cause 'size' and set returns false).
    * `shortcut`, if given, is what getShortcut() answers for this entry when asked with `shortcutTag`
    * (replacing the value's entry replaces it too: a shortcut never outlives the value it was given with).
+   * `record` and the first entryFields.numbers of `numbers` are the entry's fields (see entryFields).
    */
-  set(key: string, value: V, ttlMs: number, size = 1, shortcut?: unknown, shortcutTag = 0): boolean {
+  set(
+    key: string,
+    value: V,
+    ttlMs: number,
+    size = 1,
+    shortcut?: unknown,
+    shortcutTag = 0,
+    record?: unknown,
+    numbers?: ArrayLike<number>,
+  ): boolean {
     if (!(size >= 0 && size !== Number.POSITIVE_INFINITY)) {
       throw new RangeError(`LocalTier.set: size must be a finite number >= 0, got ${size}`)
     }
     if (Number.isNaN(ttlMs)) throw new RangeError('LocalTier.set: ttlMs is NaN')
+    if (this.store.width !== 0 && !(numbers !== undefined && numbers.length >= this.store.width)) {
+      throw new RangeError(`LocalTier.set: expected ${this.store.width} numbers for the entry`)
+    }
     if (size > this.maxBytes || ttlMs <= 0) {
       this.delete(key)
       return false
@@ -336,6 +412,12 @@ export class LocalTier<V> {
       this.totalBytes += size
       this.policy.onInsert(slot)
     }
+    const width = store.width
+    if (width !== 0) {
+      const at = width * slot
+      for (let i = 0; i < width; i++) store.numbers[at + i] = numbers![i]!
+    }
+    if (this.keepsRecords) store.records[slot] = record
     this.policy.evict(slot)
     this.throwPendingError()
     return store.keys[slot] === key

@@ -4,6 +4,10 @@
  * shortcut tag, size, and the prev/next links of whichever policy list the slot is on). Freed slots go on an
  * integer stack and are reused, so steady-state operation allocates nothing per entry.
  *
+ * A tier's user may give each entry more than a value without an object per entry (see EntryFields):
+ * a fixed number of numbers, kept side by side in one Float64Array, and one reference to a record
+ * that many entries may share.
+ *
  * Each slot is on exactly one policy list at a time (LRU: the list; LFU: its frequency bucket;
  * TinyLFU: window, probation or protected), so one links array serves every policy. It interleaves
  * prev, next and two policy words per slot, so a hit's list move and policy bookkeeping share one
@@ -19,9 +23,25 @@ export const NIL = -1
 /** Largest number of slots: indexes are stored in Int32Arrays and NIL is -1. */
 export const MAX_SLOTS = 2 ** 31 - 2
 
+/** What each slot holds besides key, value and shortcut (LocalTierOptions.entryFields). */
+export interface EntryFields {
+  /** Numbers per entry, kept in one Float64Array outside the V8 heap. @default 0 */
+  numbers: number
+  /** Whether each entry has a record: a reference that entries may share (e.g. their common metadata). */
+  record: boolean
+}
+
+export const NO_ENTRY_FIELDS: EntryFields = { numbers: 0, record: false }
+
 export class SlotStore<V> {
   keys: (string | undefined)[]
   values: (V | undefined)[]
+  /** Each slot's record, if the tier keeps them (EntryFields.record; else an empty array). */
+  records: unknown[]
+  /** `width` numbers per slot: numbers[width * slot + i] is the slot's i-th number (EntryFields.numbers). */
+  numbers: Float64Array
+  readonly width: number
+  private readonly hasRecords: boolean
   /**
    * What a hit may answer with directly, when the tier's user gave one (see LocalTier.getShortcut):
    * reading it skips loading the value object itself, one dependent memory access fewer per hit.
@@ -52,12 +72,16 @@ export class SlotStore<V> {
   /** Slots [0, highWater) have been handed out at least once; the rest were never used. */
   private highWater = 0
 
-  constructor(initialCapacity: number, limit: number) {
+  constructor(initialCapacity: number, limit: number, fields: EntryFields = NO_ENTRY_FIELDS) {
     const capacity = Math.max(1, Math.min(initialCapacity, limit))
     this.capacity = capacity
     this.limit = limit
     this.keys = new Array<string | undefined>(capacity).fill(undefined)
     this.values = new Array<V | undefined>(capacity).fill(undefined)
+    this.hasRecords = fields.record
+    this.records = fields.record ? new Array<unknown>(capacity).fill(undefined) : []
+    this.width = fields.numbers
+    this.numbers = new Float64Array(fields.numbers * capacity)
     this.shortcuts = new Array<unknown>(capacity).fill(undefined)
     this.timing = newTiming(capacity)
     this.sizes = new Float64Array(capacity)
@@ -86,6 +110,7 @@ export class SlotStore<V> {
     this.keys[slot] = undefined
     this.values[slot] = undefined
     this.shortcuts[slot] = undefined
+    if (this.hasRecords) this.records[slot] = undefined
     this.timing[2 * slot] = Number.POSITIVE_INFINITY
     this.timing[2 * slot + 1] = 0
     this.sizes[slot] = 0
@@ -104,6 +129,11 @@ export class SlotStore<V> {
     this.values.fill(undefined, this.capacity)
     this.shortcuts.length = capacity
     this.shortcuts.fill(undefined, this.capacity)
+    if (this.hasRecords) {
+      this.records.length = capacity
+      this.records.fill(undefined, this.capacity)
+    }
+    this.numbers = growFloat64(this.numbers, this.width * capacity, 0)
     const timing = newTiming(capacity)
     timing.set(this.timing)
     this.timing = timing
@@ -119,6 +149,8 @@ export class SlotStore<V> {
     this.keys.fill(undefined)
     this.values.fill(undefined)
     this.shortcuts.fill(undefined)
+    this.records.fill(undefined)
+    this.numbers.fill(0)
     this.timing = newTiming(this.capacity)
     this.sizes.fill(0)
     this.links.fill(NIL)

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js'
+import type { EntryFields } from './slots.js'
 
 /** L1 eviction policy. `tinylfu` (W-TinyLFU) is the default. */
 export type EvictionPolicy = 'lru' | 'lfu' | 'fifo' | 'tinylfu'
@@ -23,6 +24,13 @@ export interface LocalTierOptions<V> {
    * @default Math.random
    */
   random?: () => number
+  /**
+   * What each entry holds besides its value, without an object per entry: `numbers` numbers (kept in a
+   * Float64Array) and, with `record`, one reference that many entries may share. Set them with set()'s
+   * last two arguments; read them with numberAt() and recordAt() at the slot getSlot()/peekSlot() found.
+   * @default { numbers: 0, record: false }
+   */
+  entryFields?: EntryFields
   /** Called for every entry evicted by size or removed because it expired. */
   onEvict?: (key: string, value: V, cause: EvictionCause) => void
 }

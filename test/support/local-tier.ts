@@ -7,6 +7,7 @@ import { ManualClock } from '../../src/clock.js'
 import { LocalTier } from '../../src/local/local-tier.js'
 import type { Policy, PolicyContext } from '../../src/local/policies/policy.js'
 import type { TinyLfuPolicy } from '../../src/local/policies/tinylfu.js'
+import { NIL } from '../../src/local/slots.js'
 import type { EvictionCause, EvictionPolicy, LocalTierOptions } from '../../src/local/types.js'
 import { mulberry32 } from '../../tools/random.js'
 import { ReferenceTinyLfu } from './reference-tinylfu.js'
@@ -212,6 +213,9 @@ export function runModel(
     sweepIntervalMs: 0,
     random: seeded(seed + 1),
     onEvict: (key, value, cause) => tierEvictions.push([key, value, cause]),
+    // Every entry also carries two numbers and a record (what the cache's L1 packs into its slots), which
+    // must follow the entry through slot reuse and growth.
+    entryFields: { numbers: 2, record: true },
   })
   const recordReference = (key: string, value: number, cause: EvictionCause) =>
     refEvictions.push([key, value, cause])
@@ -254,13 +258,22 @@ export function runModel(
         const held = contents.get(key)
         expect(held?.value, `${where}: get(${key}) returned a value that is not the live one`).toBe(got)
         expect(held!.expiry > now, `${where}: get(${key}) returned an expired value`).toBe(true)
+        const slot = tier.peekSlot(key)
+        expect(tier.valueAt(slot), `${where}: valueAt(peekSlot(${key}))`).toBe(got)
+        expect([tier.numberAt(slot, 0), tier.numberAt(slot, 1)], `${where}: ${key}'s numbers`).toEqual([
+          got,
+          -got,
+        ])
+        expect(tier.recordAt(slot), `${where}: ${key}'s record`).toEqual({ value: got })
+      } else {
+        expect(tier.peekSlot(key), `${where}: peekSlot(${key}) after a miss`).toBe(NIL)
       }
       expect(got, `${where}: get(${key})`).toBe(reference.get(key, now))
     } else if (roll < 0.82) {
       const value = nextValue++
       const size = maxSize === undefined || step < 0 ? undefined : 1 + Math.floor(random() * maxSize)
       const ttl = step >= 0 && random() < ttlShare ? 1 + Math.floor(random() * 50) : Number.POSITIVE_INFINITY
-      const stored = tier.set(key, value, ttl, size)
+      const stored = tier.set(key, value, ttl, size, undefined, 0, { value }, [value, -value])
       // Stored unless it can never fit; it may still be evicted at once (reported through onEvict).
       if ((size ?? 1) > (maxBytes ?? Number.POSITIVE_INFINITY)) contents.delete(key)
       else
