@@ -18,6 +18,8 @@ const CONTENDERS = [
   'coherent-cache L1 tier (tinylfu)',
   'coherent-cache L1 tier (lru)',
   'coherent-cache (L1 only)',
+  'coherent-cache (L1 only), one tag on every entry',
+  'coherent-cache (L1 only), a tag of its own per entry',
 ] as const
 type Contender = (typeof CONTENDERS)[number]
 
@@ -58,6 +60,24 @@ async function measure(name: Contender): Promise<{ heap: number; all: number }> 
       for (let i = 0; i < ENTRIES; i++) await c.set(keys[i]!, values[i]!)
       holder = c
       break
+    }
+    case 'coherent-cache (L1 only), one tag on every entry': {
+      const c = createCache({ namespace: 'mem', ttl: '1h', l1: { maxEntries: ENTRIES } })
+      const tags = ['products']
+      for (let i = 0; i < ENTRIES; i++) await c.set(keys[i]!, values[i]!, { tags })
+      holder = c
+      break
+    }
+    case 'coherent-cache (L1 only), a tag of its own per entry': {
+      // The tag strings exist before the measurement, like the keys: the cache's cost is what it adds.
+      const tags = Array.from({ length: ENTRIES }, (_, i) => [`item:${i}`])
+      const start = used()
+      const c = createCache({ namespace: 'mem', ttl: '1h', l1: { maxEntries: ENTRIES } })
+      for (let i = 0; i < ENTRIES; i++) await c.set(keys[i]!, values[i]!, { tags: tags[i] })
+      holder = c
+      const end = used()
+      if (tags.length !== ENTRIES) throw new Error('unreachable')
+      return { heap: (end.heap - start.heap) / ENTRIES, all: (end.all - start.all) / ENTRIES }
     }
   }
   const after = used()

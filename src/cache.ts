@@ -5,7 +5,7 @@
  */
 import { inspect } from 'node:util'
 import { type Duration, parseDuration } from './duration.js'
-import { handOut, shortcutFor, shortcutTag } from './entry/entry.js'
+import { handOut, shortcutTag } from './entry/entry.js'
 import { CacheClosedError, InvalidOptionError } from './errors.js'
 import type { NodeReport } from './fleet/fleet.js'
 import {
@@ -18,6 +18,7 @@ import {
   relKey,
   tagStamp,
 } from './keys.js'
+import { NIL } from './local/slots.js'
 import {
   type CacheOptions,
   type GetOptions,
@@ -140,19 +141,26 @@ export class Cache {
     const rt = this.rt
     const l1 = rt.hitPathL1
     if (l1 !== undefined && rt.coherence.trusted) {
-      const entry = l1.get(rel)
-      // L1 drops an entry at its staleUntil (or l1.ttl, if sooner): without grace, an entry L1 still holds
-      // is fresh and the clock need not be read again.
-      if (
-        entry !== undefined &&
-        (entry.staleUntil === entry.freshUntil || rt.options.clock.now() < entry.freshUntil) &&
-        rt.coherence.isCurrent(entry.stampKeys, entry.stampGens)
-      ) {
-        rt.counters.l1Hits++
-        if (hitChannel.hasSubscribers) this.hitEvent(key)
-        // Found current now: its shortcut (if it has one) answers the next hits until a stamp rises.
-        if (shortcutFor(entry, rt.copiesOnRead)) l1.renewShortcut(rel, shortcutTag(entry, rt.coherence))
-        return Promise.resolve((entry.frozen ? entry.value : cloneValue(entry.value)) as T)
+      // The entry's slot, read in place: no L1Entry is put together for a hit.
+      const slot = l1.getSlot(rel)
+      if (slot !== NIL) {
+        const stamps = l1.stampsAt(slot)
+        const freshUntil = l1.freshUntilAt(slot)
+        // L1 drops an entry at its staleUntil (or l1.ttl, if sooner): without grace, an entry L1 still holds
+        // is fresh and the clock need not be read again.
+        const noGrace = l1.staleUntilAt(slot) === freshUntil
+        if (
+          (noGrace || rt.options.clock.now() < freshUntil) &&
+          rt.coherence.isCurrent(stamps.stampKeys, stamps.stampGens)
+        ) {
+          const value = l1.valueAt(slot)
+          // Found current now: its shortcut (if it has one) answers the next hits until a stamp rises.
+          if (noGrace && (rt.copiesOnRead || stamps.frozen))
+            l1.renewShortcut(rel, shortcutTag(stamps, rt.coherence))
+          rt.counters.l1Hits++
+          if (hitChannel.hasSubscribers) this.hitEvent(key)
+          return Promise.resolve((stamps.frozen ? value : cloneValue(value)) as T)
+        }
       }
     }
     // A short key came here unchecked (get's guard): it must have a UTF-8 form before it names anything in L2.

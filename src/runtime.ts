@@ -10,12 +10,11 @@ import { Invalidations } from './bus/invalidations.js'
 import { Coherence } from './coherence/coherence.js'
 import { Lifetimes } from './coherence/lifetimes.js'
 import { Stamps } from './coherence/stamps.js'
-import type { L1Entry } from './entry/entry.js'
+import { L1Entries } from './entry/l1-entries.js'
 import { L1Writer } from './entry/l1-writer.js'
 import { Fleet } from './fleet/fleet.js'
 import { KeyNames, ROOT_STAMP } from './keys.js'
 import { LoadPath } from './load/load-path.js'
-import { LocalTier } from './local/local-tier.js'
 import type { ResolvedOptions } from './options.js'
 import { ReadPath } from './read/read-path.js'
 import { StrongReads } from './read/strong-read.js'
@@ -39,7 +38,7 @@ export class CacheRuntime {
    * L1, when get() may answer from it without further ado: undefined without L1, and when a read may have
    * to trigger a background refresh (refreshAhead or earlyRefresh with a loader), which the slow path decides.
    */
-  readonly hitPathL1: LocalTier<L1Entry> | undefined
+  readonly hitPathL1: L1Entries | undefined
   readonly coherence: Coherence
   readonly counters = new StatsCounters()
   /** l1.isolation is 'copy': callers always get their own copy of an L1 value. */
@@ -50,7 +49,7 @@ export class CacheRuntime {
   /** l1.isolation is 'freeze': entries of plain data are deep-frozen and shared with callers. */
   readonly freezes: boolean
   readonly keys: KeyNames
-  readonly l1: LocalTier<L1Entry> | undefined
+  readonly l1: L1Entries | undefined
   readonly remote: RemoteTier | undefined
   readonly lifetimes: Lifetimes
   readonly unsent = new UnsentWrites()
@@ -79,7 +78,7 @@ export class CacheRuntime {
     this.l1 =
       l1 === false
         ? undefined
-        : new LocalTier<L1Entry>({
+        : new L1Entries({
             maxEntries: l1.maxEntries,
             maxBytes: l1.maxBytes,
             policy: l1.policy,

@@ -91,7 +91,10 @@ export function shortcutFor(entry: L1Entry, copiesOnRead: boolean): boolean {
  * entry depends on has risen (Coherence.namespaceEpoch for an entry without tags, else stampEpoch).
  * Even and odd numbers keep the two apart; Cache.get asks with both current values.
  */
-export function shortcutTag(entry: L1Entry, coherence: Coherence): number {
+export function shortcutTag(
+  entry: Pick<L1Entry, 'stampKeys' | 'namespaceStamps'>,
+  coherence: Coherence,
+): number {
   // An entry's stamps are its namespace chain followed by its tags: no more than the chain, no tags.
   return entry.stampKeys.length === entry.namespaceStamps
     ? 2 * coherence.namespaceEpoch

@@ -8,14 +8,14 @@
  */
 import type { Clock } from '../clock.js'
 import type { Coherence } from '../coherence/coherence.js'
-import type { LocalTier } from '../local/local-tier.js'
 import type { StatsCounters } from '../stats/stats.js'
 import type { UnsentWrites } from '../write/unsent-writes.js'
 import { type L1Entry, shortcutFor, shortcutTag } from './entry.js'
+import type { L1Entries } from './l1-entries.js'
 
 export class L1Writer {
   constructor(
-    readonly tier: LocalTier<L1Entry> | undefined,
+    readonly tier: L1Entries | undefined,
     private readonly coherence: Coherence,
     private readonly unsent: UnsentWrites,
     private readonly counters: StatsCounters,
@@ -34,14 +34,14 @@ export class L1Writer {
   store(rel: string, entry: L1Entry, bytes: number, fillToken: number): void {
     const l1 = this.tier
     if (l1 === undefined) return
-    const existing = l1.peek(rel)
-    if (existing !== undefined && existing.version > entry.version) return
+    const existing = l1.versionOf(rel)
+    if (existing > entry.version) return
     // Never an older value over this node's own write that L2 has not got yet.
     const own = this.unsent.get(rel)
     if (own !== undefined && own.version > entry.version) return
     if (!this.coherence.fillAllowed(rel, fillToken, entry.version)) {
       this.counters.staleFillsRefused++
-      if (existing !== undefined) l1.delete(rel)
+      if (existing !== -1) l1.delete(rel)
       return
     }
     const lifetime = Math.min(this.trustWindowMs, entry.staleUntil - this.clock.now())
@@ -66,14 +66,14 @@ export class L1Writer {
 
   /** Version `version` of `rel` exists (written here or elsewhere): an older L1 entry must not answer. */
   dropOlder(rel: string, version: number): void {
-    const existing = this.tier?.peek(rel)
-    if (existing !== undefined && existing.version < version) this.tier!.delete(rel)
+    const existing = this.tier?.versionOf(rel) ?? -1
+    if (existing !== -1 && existing < version) this.tier!.delete(rel)
   }
 
   /** An invalidation of `rel` up to `version` arrived: entries of that version or older go. */
   invalidate(rel: string, version: number): void {
-    const existing = this.tier?.peek(rel)
-    if (existing !== undefined && existing.version <= version) this.tier!.delete(rel)
+    const existing = this.tier?.versionOf(rel) ?? -1
+    if (existing !== -1 && existing <= version) this.tier!.delete(rel)
   }
 
   delete(rel: string): void {

@@ -280,7 +280,7 @@ export class ReadPath {
     const joiners = shared.joiners
     if (joiners === undefined) {
       // A value that L1 did not keep and that only this caller will see needs no copy for it.
-      if (found !== undefined && this.rt.l1?.peek(rel) !== found.entry) found.entry.lendable = true
+      if (found !== undefined && !this.rt.l1?.holds(rel, found.entry.value)) found.entry.lendable = true
     } else {
       for (const joiner of joiners) joiner.resolve(found)
     }

@@ -438,7 +438,7 @@ export class WritePath {
     const rt = this.rt
     const now = rt.options.clock.now()
     const ttl = this.jittered(opts.ttl)
-    const stampKeys = opts.tags === undefined ? ns.stampKeys : [...ns.stampKeys, ...opts.tags.map(tagStamp)]
+    const stampKeys = opts.tags === undefined ? ns.stampKeys : stampKeysOf(ns, opts.tags)
     rt.lifetimes.note(ttl + opts.grace)
     return createEntry({
       // The cache's own copy: the caller keeps `value` and may mutate it after set() returns.
@@ -463,6 +463,18 @@ export class WritePath {
 }
 
 /** The L2 bytes of an entry: its envelope (coherence/envelope.ts) around the encoded value. */
+/**
+ * The namespace chain followed by the tags' stamps, in an array of exactly that length: an L1 entry keeps
+ * it, and a spread ([...a, ...b]) leaves room for growth that cost ~200 bytes per tagged entry.
+ */
+function stampKeysOf(ns: NamespaceState, tags: readonly string[]): string[] {
+  const chain = ns.stampKeys
+  const keys = new Array<string>(chain.length + tags.length)
+  for (let i = 0; i < chain.length; i++) keys[i] = chain[i]!
+  for (let i = 0; i < tags.length; i++) keys[chain.length + i] = tagStamp(tags[i]!)
+  return keys
+}
+
 function envelopeOf(entry: L1Entry, ns: NamespaceState, payload: Uint8Array): Uint8Array {
   return encodeEnvelope(
     {

@@ -20,9 +20,9 @@ import { Coherence } from '../../src/coherence/coherence.js'
 import { Lifetimes } from '../../src/coherence/lifetimes.js'
 import { Stamps } from '../../src/coherence/stamps.js'
 import { createEntry, type L1Entry } from '../../src/entry/entry.js'
+import { L1Entries } from '../../src/entry/l1-entries.js'
 import { L1Writer } from '../../src/entry/l1-writer.js'
 import { KeyNames, ROOT_NAMESPACE } from '../../src/keys.js'
-import { LocalTier } from '../../src/local/local-tier.js'
 import { CircuitBreaker } from '../../src/remote/circuit-breaker.js'
 import { StatsCounters } from '../../src/stats/stats.js'
 import { UnsentWrites } from '../../src/write/unsent-writes.js'
@@ -39,7 +39,13 @@ function setUp(options: { bus?: boolean; breaker?: boolean } = {}) {
   const coherence = new Coherence(clock, options.bus !== false)
   const unsent = new UnsentWrites()
   const counters = new StatsCounters()
-  const tier = new LocalTier<L1Entry>({ maxEntries: 100, clock })
+  const tier = new L1Entries({
+    maxEntries: 100,
+    maxBytes: undefined,
+    policy: 'tinylfu',
+    clock,
+    sweepIntervalMs: 0,
+  })
   const l1 = new L1Writer(tier, coherence, unsent, counters, clock, 60_000, true)
   const stamps = new Stamps({
     coherence,

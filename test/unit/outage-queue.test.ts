@@ -14,9 +14,9 @@ import { Coherence } from '../../src/coherence/coherence.js'
 import { Lifetimes } from '../../src/coherence/lifetimes.js'
 import { Stamps } from '../../src/coherence/stamps.js'
 import { createEntry, type L1Entry } from '../../src/entry/entry.js'
+import { L1Entries } from '../../src/entry/l1-entries.js'
 import { L1Writer } from '../../src/entry/l1-writer.js'
 import { KeyNames, ROOT_NAMESPACE } from '../../src/keys.js'
-import { LocalTier } from '../../src/local/local-tier.js'
 import { RemoteTier } from '../../src/remote/remote-tier.js'
 import { StatsCounters } from '../../src/stats/stats.js'
 import { memoryStore } from '../../src/stores/memory-store.js'
@@ -43,7 +43,13 @@ async function setUp(limit = 100, withL2 = true) {
   const coherence = new Coherence(clock, true)
   const unsent = new UnsentWrites()
   const counters = new StatsCounters()
-  const tier = new LocalTier<L1Entry>({ maxEntries: 100, clock })
+  const tier = new L1Entries({
+    maxEntries: 100,
+    maxBytes: undefined,
+    policy: 'tinylfu',
+    clock,
+    sweepIntervalMs: 0,
+  })
   const l1 = new L1Writer(tier, coherence, unsent, counters, clock, 60_000, true)
   const lifetimes = new Lifetimes(60_000, 300_000)
   const stamps = new Stamps({
@@ -191,7 +197,7 @@ describe('OutageQueue', () => {
   it('queueSet superseded: L2 keeps the newer write, nothing is announced, the older L1 entry goes', async () => {
     const t = await setUp()
     const mine = t.entry('mine', 100)
-    t.tier.set('k', mine, 60_000)
+    t.tier.set('k', mine, 60_000, 1, undefined, 0)
     t.queue.queueSet('k', mine, new Uint8Array([7]), 60_000)
     await t.inner.set(t.keys.entry('k'), new Uint8Array([9]), 200, 60_000)
     await t.queue.retry()
@@ -292,7 +298,7 @@ describe('OutageQueue', () => {
 
   it('past the limit, all queued work becomes one clear() of the cache, in effect here at once', async () => {
     const t = await setUp(2)
-    t.tier.set('x', t.entry('x', 1), 60_000)
+    t.tier.set('x', t.entry('x', 1), 60_000, 1, undefined, 0)
     t.queue.queueSet('a', t.entry('a', 10), new Uint8Array([1]), 60_000)
     t.queue.queueSet('b', t.entry('b', 11), new Uint8Array([1]), 60_000)
     expect(t.counters.pendingDropped).toBe(0)
