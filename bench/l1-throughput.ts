@@ -1,6 +1,7 @@
 /**
  * L1 hit throughput: `get` of a warm key set (Zipf 0.99 over 100k keys, 1M calls, one caller), side by side
- * with lru-cache (plain and awaited), BentoCache (memory only) and cache-manager (memory). Each contender
+ * with lru-cache (plain and awaited), BentoCache (memory only) and cache-manager (memory); and the same hits
+ * through each library's cache-aside call (getOrSet, BentoCache getOrSet, cache-manager wrap). Each contender
  * builds and fills its own cache before each of its rounds and drops it after, so every timed run has
  * only its own entries in memory (and, under --expose-gc, starts on a collected heap).
  * Run: npm run bench:l1
@@ -64,6 +65,10 @@ let bento: BentoCache<{ memory: ReturnType<typeof bentostore> }> | undefined
 let manager: ReturnType<typeof createCacheManager> | undefined
 
 let sink = 0
+/** The loader of the cache-aside rows: every key is cached, so it must never run. */
+const neverLoads = async (): Promise<object> => {
+  throw new Error('a cache-aside row loaded: the key was not cached')
+}
 const countEvent = () => {
   sink++
 }
@@ -194,6 +199,55 @@ const results = await compare([
       const cache = manager!
       const n = CALLS / 10
       for (let i = 0; i < n; i++) if ((await cache.get(trace[i]!)) !== undefined) sink++
+      return n
+    },
+    async release() {
+      await manager?.disconnect()
+      manager = undefined
+    },
+  },
+  // Cache-aside hits: the same trace through each library's get-or-load call (the loader never runs).
+  {
+    ...coherentContender('coherent-cache getOrSet (tinylfu)', coherentOptions.tinylfu),
+    async run() {
+      const cache = coherent!
+      for (let i = 0; i < CALLS; i++) if ((await cache.getOrSet(trace[i]!, neverLoads)) !== undefined) sink++
+      return CALLS
+    },
+  },
+  {
+    name: 'BentoCache getOrSet (memory)',
+    async prepare() {
+      bento = new BentoCache({
+        default: 'memory',
+        stores: { memory: bentostore().useL1Layer(memoryDriver({ maxItems: KEYS * 2 })) },
+      })
+      for (let i = 0; i < KEYS; i++) await bento.set({ key: keys[i]!, value: value(i), ttl: '1h' })
+    },
+    async run() {
+      const cache = bento!
+      const n = CALLS / 10
+      for (let i = 0; i < n; i++) {
+        if ((await cache.getOrSet({ key: trace[i]!, factory: neverLoads, ttl: '1h' })) !== undefined) sink++
+      }
+      return n
+    },
+    async release() {
+      await bento?.disconnect()
+      bento = undefined
+    },
+  },
+  {
+    name: 'cache-manager wrap (memory)',
+    async prepare() {
+      manager = createCacheManager()
+      for (let i = 0; i < KEYS; i++) await manager.set(keys[i]!, value(i), 3_600_000)
+    },
+    async run() {
+      const cache = manager!
+      const n = CALLS / 10
+      for (let i = 0; i < n; i++)
+        if ((await cache.wrap(trace[i]!, neverLoads, 3_600_000)) !== undefined) sink++
       return n
     },
     async release() {
