@@ -82,20 +82,24 @@ export class Cache {
       return this.getChecked<T>(key)
     }
     const rel = this.ns.prefix === '' ? key : this.ns.prefix + key
-    // Hot path, kept small so that it inlines: most hits answer from the entry's shortcut (see
-    // L1Writer.store) without loading the entry itself.
+    return (this.fromShortcut(rel, key) as Promise<T | undefined> | undefined) ?? this.getValid<T>(rel, key)
+  }
+
+  /**
+   * The hot path, kept small so that it inlines: most hits answer from the entry's shortcut (see
+   * L1Writer.store) without loading the entry itself. Undefined when the shortcut cannot answer.
+   */
+  private fromShortcut(rel: string, key: string): Promise<unknown> | undefined {
+    const rt = this.rt
     const l1 = rt.hitPathL1
-    if (l1 !== undefined && rt.coherence.trusted) {
-      const { coherence } = rt
-      const shortcut = l1.getShortcut(rel, 2 * coherence.namespaceEpoch, 2 * coherence.stampEpoch + 1)
-      if (shortcut !== undefined) {
-        rt.counters.l1Hits++
-        if (hitChannel.hasSubscribers) this.hitEvent(key)
-        // Copy mode: the value, copied for this caller. Freeze mode: a promise of the frozen value.
-        return (rt.copiesOnRead ? Promise.resolve(cloneValue(shortcut)) : shortcut) as Promise<T | undefined>
-      }
-    }
-    return this.getValid<T>(rel, key)
+    if (l1 === undefined || !rt.coherence.trusted) return undefined
+    const { coherence } = rt
+    const shortcut = l1.getShortcut(rel, 2 * coherence.namespaceEpoch, 2 * coherence.stampEpoch + 1)
+    if (shortcut === undefined) return undefined
+    rt.counters.l1Hits++
+    if (hitChannel.hasSubscribers) this.hitEvent(key)
+    // Copy mode: the value, copied for this caller. Freeze mode: a promise of the frozen value.
+    return rt.copiesOnRead ? Promise.resolve(cloneValue(shortcut)) : (shortcut as Promise<unknown>)
   }
 
   /** get() with options: a strong read, or a plain one. */
@@ -186,7 +190,14 @@ export class Cache {
         throw new InvalidOptionError('loader', 'getOrSet needs a loader function (key) => value')
       }
       const opts = resolveLoadOptions(rt.options, options)
-      return rt.loads.resolve<T>(relKey(this.ns, key), key, loader, opts, this.ns) as Promise<T>
+      const rel = relKey(this.ns, key)
+      // A fresh L1 hit is answered as get() answers it, unless this call could refresh it early or must
+      // confirm it with L2 (the load path's business).
+      if (opts.refreshAhead === 0 && !opts.strong && rt.options.earlyRefreshBeta === 0) {
+        const hit = this.fromShortcut(rel, key)
+        if (hit !== undefined) return hit as Promise<T>
+      }
+      return rt.loads.resolve<T>(rel, key, loader, opts, this.ns) as Promise<T>
     } catch (err) {
       return Promise.reject(err)
     }

@@ -1,3 +1,4 @@
+import diagnosticsChannel from 'node:diagnostics_channel'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { type Cache, type CacheOptions, createCache, memoryStore } from '../src/index.js'
 
@@ -80,6 +81,48 @@ describe('refreshAhead', () => {
     pending[1]!.resolve('v2')
     await vi.advanceTimersByTimeAsync(0)
     expect(await cache.get('k')).toBe('v2')
+  })
+
+  it('a cache-level refreshAhead applies to getOrSet hits too (they do not take the L1 shortcut of get)', async () => {
+    let n = 0
+    const loader = vi.fn(async () => `v${++n}`)
+    make({ ttl: '10s', refreshAhead: 0.5 })
+    expect(await cache.getOrSet('k', loader)).toBe('v1')
+    vi.advanceTimersByTime(4_000)
+    expect(await cache.getOrSet('k', loader)).toBe('v1') // before the refresh point: a plain hit
+    expect(loader).toHaveBeenCalledTimes(1)
+    vi.advanceTimersByTime(1_000)
+    expect(await cache.getOrSet('k', loader)).toBe('v1') // at it: served, and refreshed behind
+    await vi.advanceTimersByTimeAsync(0)
+    expect(loader).toHaveBeenCalledTimes(2)
+    expect(await cache.getOrSet('k', loader)).toBe('v2')
+  })
+
+  it('a getOrSet hit counts and reports like a get hit, and hands out a copy', async () => {
+    make({ ttl: '10s' })
+    const loader = vi.fn(async () => ({ n: 1 }))
+    const first = await cache.getOrSet('k', loader)
+    const hits = cache.stats().l1.hits
+    const events: unknown[] = []
+    const listen = (message: unknown) => events.push(message)
+    diagnosticsChannel.subscribe('coherent-cache:hit', listen)
+    try {
+      const again = await cache.getOrSet('k', loader)
+      const viaGet = await cache.get('k')
+      expect([again, viaGet]).toEqual([{ n: 1 }, { n: 1 }])
+      expect(again).not.toBe(first)
+      ;(again as { n: number }).n = 99 // a caller's copy: the cached value is untouched
+      expect(await cache.getOrSet('k', loader)).toEqual({ n: 1 })
+    } finally {
+      diagnosticsChannel.unsubscribe('coherent-cache:hit', listen)
+    }
+    expect(loader).toHaveBeenCalledTimes(1)
+    expect(cache.stats().l1.hits).toBe(hits + 3)
+    expect(events).toEqual([
+      { namespace: 'fresh', path: '', key: 'k', tier: 'l1' },
+      { namespace: 'fresh', path: '', key: 'k', tier: 'l1' },
+      { namespace: 'fresh', path: '', key: 'k', tier: 'l1' },
+    ])
   })
 
   it('works for get() with the cache-level loader and refreshAhead', async () => {
