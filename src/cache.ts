@@ -158,7 +158,8 @@ export class Cache {
           rt.coherence.isCurrent(stamps.stampKeys, stamps.stampGens)
         ) {
           const value = l1.valueAt(slot)
-          // Found current now: its shortcut (if it has one) answers the next hits until a stamp rises.
+          // Found current now: its shortcut (if it has one: shortcutFor's rule, on the slot's fields) answers
+          // the next hits until a stamp rises.
           if (noGrace && (rt.copiesOnRead || stamps.frozen))
             l1.renewShortcut(rel, shortcutTag(stamps, rt.coherence))
           rt.counters.l1Hits++
