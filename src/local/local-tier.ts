@@ -73,8 +73,6 @@ export class LocalTier<V> {
   private readonly clock: Clock
   private readonly maxEntries: number
   private readonly maxBytes: number
-  /** entryFields.record */
-  private readonly keepsRecords: boolean
   private readonly onEvict: ((key: string, value: V, cause: EvictionCause) => void) | undefined
   private totalBytes = 0
   /** Live entries with a finite expiry; sweep() and keys() skip the clock when 0. */
@@ -189,7 +187,6 @@ export class LocalTier<V> {
     const limit = maxEntries === undefined ? MAX_SLOTS : maxEntries + 1
     const initial = maxEntries === undefined ? INITIAL_SLOTS : Math.min(limit, PREALLOCATED_SLOTS_MAX)
     this.store = new SlotStore<V>(initial, limit, entryFields)
-    this.keepsRecords = entryFields.record
     const host: EvictionHost = {
       overBounds: () => this.index.size > this.maxEntries || this.totalBytes > this.maxBytes,
       evictSlot: (slot) => this.remove(slot, 'size'),
@@ -417,7 +414,7 @@ export class LocalTier<V> {
       const at = width * slot
       for (let i = 0; i < width; i++) store.numbers[at + i] = numbers![i]!
     }
-    if (this.keepsRecords) store.records[slot] = record
+    if (store.keepsRecords) store.records[slot] = record
     this.policy.evict(slot)
     this.throwPendingError()
     return store.keys[slot] === key

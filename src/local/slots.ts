@@ -41,7 +41,8 @@ export class SlotStore<V> {
   /** `width` numbers per slot: numbers[width * slot + i] is the slot's i-th number (EntryFields.numbers). */
   numbers: Float64Array
   readonly width: number
-  private readonly hasRecords: boolean
+  /** Whether slots keep a record (EntryFields.record). */
+  readonly keepsRecords: boolean
   /**
    * What a hit may answer with directly, when the tier's user gave one (see LocalTier.getShortcut):
    * reading it skips loading the value object itself, one dependent memory access fewer per hit.
@@ -78,7 +79,7 @@ export class SlotStore<V> {
     this.limit = limit
     this.keys = new Array<string | undefined>(capacity).fill(undefined)
     this.values = new Array<V | undefined>(capacity).fill(undefined)
-    this.hasRecords = fields.record
+    this.keepsRecords = fields.record
     this.records = fields.record ? new Array<unknown>(capacity).fill(undefined) : []
     this.width = fields.numbers
     this.numbers = new Float64Array(fields.numbers * capacity)
@@ -110,7 +111,7 @@ export class SlotStore<V> {
     this.keys[slot] = undefined
     this.values[slot] = undefined
     this.shortcuts[slot] = undefined
-    if (this.hasRecords) this.records[slot] = undefined
+    if (this.keepsRecords) this.records[slot] = undefined
     this.timing[2 * slot] = Number.POSITIVE_INFINITY
     this.timing[2 * slot + 1] = 0
     this.sizes[slot] = 0
@@ -129,7 +130,7 @@ export class SlotStore<V> {
     this.values.fill(undefined, this.capacity)
     this.shortcuts.length = capacity
     this.shortcuts.fill(undefined, this.capacity)
-    if (this.hasRecords) {
+    if (this.keepsRecords) {
       this.records.length = capacity
       this.records.fill(undefined, this.capacity)
     }
