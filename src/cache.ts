@@ -5,7 +5,7 @@
  */
 import { inspect } from 'node:util'
 import { type Duration, parseDuration } from './duration.js'
-import { handOut, shortcutTag } from './entry/entry.js'
+import { handOut, shortcutFor, shortcutTag } from './entry/entry.js'
 import { CacheClosedError, InvalidOptionError } from './errors.js'
 import type { NodeReport } from './fleet/fleet.js'
 import {
@@ -158,9 +158,8 @@ export class Cache {
           rt.coherence.isCurrent(stamps.stampKeys, stamps.stampGens)
         ) {
           const value = l1.valueAt(slot)
-          // Found current now: its shortcut (if it has one: shortcutFor's rule, on the slot's fields) answers
-          // the next hits until a stamp rises.
-          if (noGrace && (rt.copiesOnRead || stamps.frozen))
+          // Found current now: its shortcut (if it has one) answers the next hits until a stamp rises.
+          if (shortcutFor(noGrace, stamps.frozen, rt.copiesOnRead))
             l1.renewShortcut(rel, shortcutTag(stamps, rt.coherence))
           rt.counters.l1Hits++
           if (hitChannel.hasSubscribers) this.hitEvent(key)

@@ -78,12 +78,13 @@ export function handOut(entry: L1Entry): unknown {
 }
 
 /**
- * Whether a hit on `entry` may be answered from its L1 shortcut, the value itself: its L1 lifetime ends
- * by its freshness (no grace: L1 drops it at freshUntil or sooner), and handing it out needs no
- * per-entry decision (copy mode always copies; freeze mode shares only what deepFreeze could freeze).
+ * Whether a hit on an entry may be answered from its L1 shortcut, the value itself: its L1 lifetime ends
+ * by its freshness (`noGrace`, staleUntil === freshUntil: L1 drops it at freshUntil or sooner), and
+ * handing it out needs no per-entry decision (copy mode always copies; freeze mode shares only what
+ * deepFreeze could freeze: `frozen`). Takes the fields, not an entry: the hit path reads them from L1's slot.
  */
-export function shortcutFor(entry: L1Entry, copiesOnRead: boolean): boolean {
-  return entry.staleUntil === entry.freshUntil && (copiesOnRead || entry.frozen)
+export function shortcutFor(noGrace: boolean, frozen: boolean, copiesOnRead: boolean): boolean {
+  return noGrace && (copiesOnRead || frozen)
 }
 
 /**

@@ -56,7 +56,7 @@ export class L1Writer {
     // than on a plain one, which made freeze-mode hits slower than copying.)
     const current = this.coherence.isCurrent(entry.stampKeys, entry.stampGens)
     const shortcut =
-      current && shortcutFor(entry, this.copiesOnRead)
+      current && shortcutFor(entry.staleUntil === entry.freshUntil, entry.frozen, this.copiesOnRead)
         ? this.copiesOnRead
           ? entry.value
           : Promise.resolve(entry.value)
