@@ -9,7 +9,8 @@
  * - lending: a value that no tier keeps and exactly one caller will see (an L2 read that L1 did not
  *   keep and nobody joined) is handed over as it is, once.
  *
- * Every entry is made by createEntry(), so all of them have one shape (the hit path stays monomorphic).
+ * Every entry is made by entryOf() (through createEntry(), or rebuilt from L1), so all of them have one
+ * shape (the hit path stays monomorphic).
  */
 import type { Coherence } from '../coherence/coherence.js'
 import { cloneValue, deepFreeze } from '../serialization/clone.js'
@@ -52,9 +53,17 @@ export interface EntryInit {
 }
 
 export function createEntry(init: EntryInit): L1Entry {
+  return entryOf(init, init.freeze && deepFreeze(init.value))
+}
+
+/**
+ * The entry of `init`, whose value is already as isolation wants it (`frozen`: deep-frozen plain data):
+ * what createEntry makes, and what L1Entries puts back together from an L1 slot.
+ */
+export function entryOf(init: Omit<EntryInit, 'freeze'>, frozen: boolean): L1Entry {
   return {
     value: init.value,
-    frozen: init.freeze && deepFreeze(init.value),
+    frozen,
     lendable: false,
     version: init.version,
     writtenAt: init.writtenAt,

@@ -16,7 +16,7 @@ import type { LocalTier } from '../local/local-tier.js'
 import { LocalTier as Tier } from '../local/local-tier.js'
 import { NIL } from '../local/slots.js'
 import type { EvictionPolicy, LocalTierStats } from '../local/types.js'
-import type { L1Entry } from './entry.js'
+import { entryOf, type L1Entry } from './entry.js'
 
 /** What entries written under the same stamps share; never mutated (entries hold it by reference). */
 export interface EntryStamps {
@@ -166,10 +166,8 @@ export class L1Entries {
   private entryAt(slot: number): L1Entry {
     const tier = this.tier
     const stamps = tier.recordAt(slot) as EntryStamps
-    return {
+    const init = {
       value: tier.valueAt(slot),
-      frozen: stamps.frozen,
-      lendable: false,
       version: tier.numberAt(slot, VERSION),
       writtenAt: tier.numberAt(slot, WRITTEN_AT),
       loadMs: tier.numberAt(slot, LOAD_MS),
@@ -179,6 +177,7 @@ export class L1Entries {
       stampKeys: stamps.stampKeys,
       stampGens: stamps.stampGens,
     }
+    return entryOf(init, stamps.frozen)
   }
 
   /**
