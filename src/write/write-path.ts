@@ -13,7 +13,7 @@
 import { encodeEnvelope, stampGenOffsets } from '../coherence/envelope.js'
 import { FOREVER_MS } from '../coherence/lifetimes.js'
 import { createEntry, type L1Entry } from '../entry/entry.js'
-import { type NamespaceState, tagStamp } from '../keys.js'
+import { entryStampKeys, type NamespaceState } from '../keys.js'
 import type { WriteOptions } from '../options.js'
 import type { CacheRuntime } from '../runtime.js'
 import { cloneValue } from '../serialization/clone.js'
@@ -438,7 +438,7 @@ export class WritePath {
     const rt = this.rt
     const now = rt.options.clock.now()
     const ttl = this.jittered(opts.ttl)
-    const stampKeys = opts.tags === undefined ? ns.stampKeys : stampKeysOf(ns, opts.tags)
+    const stampKeys = opts.tags === undefined ? ns.stampKeys : entryStampKeys(ns, opts.tags)
     rt.lifetimes.note(ttl + opts.grace)
     return createEntry({
       // The cache's own copy: the caller keeps `value` and may mutate it after set() returns.
@@ -463,18 +463,6 @@ export class WritePath {
 }
 
 /** The L2 bytes of an entry: its envelope (coherence/envelope.ts) around the encoded value. */
-/**
- * The namespace chain followed by the tags' stamps, in an array of exactly that length: an L1 entry keeps
- * it, and a spread ([...a, ...b]) leaves room for growth that cost ~200 bytes per tagged entry.
- */
-function stampKeysOf(ns: NamespaceState, tags: readonly string[]): string[] {
-  const chain = ns.stampKeys
-  const keys = new Array<string>(chain.length + tags.length)
-  for (let i = 0; i < chain.length; i++) keys[i] = chain[i]!
-  for (let i = 0; i < tags.length; i++) keys[chain.length + i] = tagStamp(tags[i]!)
-  return keys
-}
-
 function envelopeOf(entry: L1Entry, ns: NamespaceState, payload: Uint8Array): Uint8Array {
   return encodeEnvelope(
     {
