@@ -145,6 +145,8 @@ describe('TCP fault proxy', () => {
     const k = key('hole-up')
     proxy.blackhole('up')
     const lost = client.set(k, 'never').catch((error: unknown) => error)
+    // Healed before the SET reached the proxy, it would pass: wait until the proxy has dropped it.
+    await eventually(() => proxy.dropped > 0, 10_000, 'the SET to be dropped')
     expect(await direct(['GET', k])).toBeNull()
     expect(await settled(lost)).toBe(false)
     const resetsBefore = proxy.accepted
@@ -164,6 +166,8 @@ describe('TCP fault proxy', () => {
     proxy.blackhole('down')
     const lost = client.set(k, 'applied').catch((error: unknown) => error)
     await eventually(async () => (await direct(['GET', k])) === 'applied', 10_000, 'the SET to be applied')
+    // Applied is not replied to: a reply that reached the proxy only after heal() would pass.
+    await eventually(() => proxy.dropped > 0, 10_000, 'the reply to be dropped')
     expect(await settled(lost)).toBe(false)
     proxy.heal()
     expect(await lost).toBeInstanceOf(Error)

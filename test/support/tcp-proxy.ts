@@ -11,7 +11,8 @@
  *   the kernel would, but nothing passes): the node is cut off from this server until heal().
  * - blackhole(direction): bytes are accepted and dropped, never delivered. A stream that lost bytes
  *   cannot go on (Redis replies would be paired with the wrong commands), so heal() resets those
- *   connections instead of resuming them.
+ *   connections instead of resuming them. Bytes that reach the proxy after heal() pass: a test that
+ *   means to lose a reply waits until `dropped` says it was lost.
  * - reset(): every open connection is closed with RST (ECONNRESET on both ends); drop(): with FIN (a
  *   clean end of stream).
  * - heal(): no latency, no stall, no blackhole; stalled bytes go out, blackholed connections are reset.
@@ -36,6 +37,8 @@ export interface TcpProxy {
   readonly connections: number
   /** Connections accepted so far. */
   readonly accepted: number
+  /** Chunks that blackholes dropped so far, both directions. */
+  readonly dropped: number
   latency(ms: number | { up?: number; down?: number }): void
   stall(direction?: Direction): void
   partition(): void
@@ -74,12 +77,14 @@ class Pump {
   constructor(
     private readonly to: net.Socket,
     private readonly faults: () => { latencyMs: number; stalled: boolean; blackholed: boolean },
+    private readonly onDrop: () => void,
   ) {}
 
   push(data: Buffer | undefined): void {
     const { latencyMs, blackholed } = this.faults()
     if (blackholed) {
       this.lost = true
+      this.onDrop()
       return
     }
     this.queue.push({ data, due: performance.now() + latencyMs })
@@ -138,6 +143,10 @@ class FaultProxy implements TcpProxy {
   private holeUp = false
   private holeDown = false
   accepted = 0
+  dropped = 0
+  private readonly countDrop = (): void => {
+    this.dropped++
+  }
 
   constructor(
     private readonly listener: net.Server,
@@ -156,16 +165,16 @@ class FaultProxy implements TcpProxy {
     client.setNoDelay(true)
     const server = net.connect({ host: this.target.host, port: this.target.port, allowHalfOpen: true })
     server.setNoDelay(true)
-    const up = new Pump(server, () => ({
-      latencyMs: this.latencyUp,
-      stalled: this.stalledUp,
-      blackholed: this.holeUp,
-    }))
-    const down = new Pump(client, () => ({
-      latencyMs: this.latencyDown,
-      stalled: this.stalledDown,
-      blackholed: this.holeDown,
-    }))
+    const up = new Pump(
+      server,
+      () => ({ latencyMs: this.latencyUp, stalled: this.stalledUp, blackholed: this.holeUp }),
+      this.countDrop,
+    )
+    const down = new Pump(
+      client,
+      () => ({ latencyMs: this.latencyDown, stalled: this.stalledDown, blackholed: this.holeDown }),
+      this.countDrop,
+    )
     const pair: Pair = { client, server, up, down }
     this.pairs.add(pair)
     client.on('data', (data) => up.push(data))
